@@ -1,0 +1,670 @@
+//! The SIP message model: a start line, an ordered list of headers whose
+//! values are `Bytes` slices of the received buffer, and a body.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+
+use crate::header::{CSeq, NameAddr, Via};
+use crate::parse::ParseError;
+use crate::uri::Uri;
+
+/// A SIP method. Extension methods are kept verbatim (RFC 3261 §25.1 `extension-method`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Register,
+    Options,
+    Info,
+    Update,
+    Prack,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    Publish,
+    Other(Bytes),
+}
+
+impl Method {
+    /// Methods are case-sensitive (RFC 3261 §7.1).
+    pub fn from_bytes(b: &[u8]) -> Method {
+        match b {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"REGISTER" => Method::Register,
+            b"OPTIONS" => Method::Options,
+            b"INFO" => Method::Info,
+            b"UPDATE" => Method::Update,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"PUBLISH" => Method::Publish,
+            other => Method::Other(Bytes::copy_from_slice(other)),
+        }
+    }
+
+    /// Like [`Method::from_bytes`] but keeps a zero-copy slice for extension methods.
+    pub fn from_slice(b: &Bytes) -> Method {
+        match Method::from_bytes(b) {
+            Method::Other(_) => Method::Other(b.clone()),
+            m => m,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            // Extension methods are tokens, hence ASCII.
+            Method::Other(b) => std::str::from_utf8(b).unwrap_or("UNKNOWN"),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Header names, with the compact forms of RFC 3261 §7.3.3 folded into the long ones.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HeaderName {
+    Accept,
+    AcceptEncoding,
+    AcceptLanguage,
+    Allow,
+    Authorization,
+    CallId,
+    Contact,
+    ContentDisposition,
+    ContentEncoding,
+    ContentLength,
+    ContentType,
+    CSeq,
+    Date,
+    Event,
+    Expires,
+    From,
+    MaxForwards,
+    MinExpires,
+    Privacy,
+    ProxyAuthenticate,
+    ProxyAuthorization,
+    ProxyRequire,
+    RecordRoute,
+    Require,
+    Route,
+    Server,
+    Supported,
+    To,
+    Unsupported,
+    UserAgent,
+    Via,
+    Warning,
+    WwwAuthenticate,
+    /// Any other header, with the name as received (compared case-insensitively).
+    Other(Bytes),
+}
+
+impl HeaderName {
+    /// Header names are case-insensitive (RFC 3261 §7.3.1); compact forms map to long ones.
+    pub fn from_bytes(b: &[u8]) -> HeaderName {
+        if b.len() == 1 {
+            return match b[0].to_ascii_lowercase() {
+                b'i' => HeaderName::CallId,
+                b'm' => HeaderName::Contact,
+                b'e' => HeaderName::ContentEncoding,
+                b'l' => HeaderName::ContentLength,
+                b'c' => HeaderName::ContentType,
+                b'f' => HeaderName::From,
+                b's' => HeaderName::Other(Bytes::from_static(b"Subject")),
+                b'k' => HeaderName::Supported,
+                b't' => HeaderName::To,
+                b'v' => HeaderName::Via,
+                b'o' => HeaderName::Event,
+                _ => HeaderName::Other(Bytes::copy_from_slice(b)),
+            };
+        }
+        const KNOWN: &[(&str, HeaderName)] = &[
+            ("via", HeaderName::Via),
+            ("from", HeaderName::From),
+            ("to", HeaderName::To),
+            ("call-id", HeaderName::CallId),
+            ("cseq", HeaderName::CSeq),
+            ("contact", HeaderName::Contact),
+            ("max-forwards", HeaderName::MaxForwards),
+            ("content-length", HeaderName::ContentLength),
+            ("content-type", HeaderName::ContentType),
+            ("authorization", HeaderName::Authorization),
+            ("proxy-authorization", HeaderName::ProxyAuthorization),
+            ("www-authenticate", HeaderName::WwwAuthenticate),
+            ("proxy-authenticate", HeaderName::ProxyAuthenticate),
+            ("expires", HeaderName::Expires),
+            ("min-expires", HeaderName::MinExpires),
+            ("route", HeaderName::Route),
+            ("record-route", HeaderName::RecordRoute),
+            ("allow", HeaderName::Allow),
+            ("accept", HeaderName::Accept),
+            ("accept-encoding", HeaderName::AcceptEncoding),
+            ("accept-language", HeaderName::AcceptLanguage),
+            ("supported", HeaderName::Supported),
+            ("require", HeaderName::Require),
+            ("proxy-require", HeaderName::ProxyRequire),
+            ("unsupported", HeaderName::Unsupported),
+            ("user-agent", HeaderName::UserAgent),
+            ("server", HeaderName::Server),
+            ("warning", HeaderName::Warning),
+            ("date", HeaderName::Date),
+            ("event", HeaderName::Event),
+            ("privacy", HeaderName::Privacy),
+            ("content-disposition", HeaderName::ContentDisposition),
+            ("content-encoding", HeaderName::ContentEncoding),
+        ];
+        for (name, h) in KNOWN {
+            if name.len() == b.len() && name.as_bytes().eq_ignore_ascii_case(b) {
+                return h.clone();
+            }
+        }
+        HeaderName::Other(Bytes::copy_from_slice(b))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            HeaderName::Accept => "Accept",
+            HeaderName::AcceptEncoding => "Accept-Encoding",
+            HeaderName::AcceptLanguage => "Accept-Language",
+            HeaderName::Allow => "Allow",
+            HeaderName::Authorization => "Authorization",
+            HeaderName::CallId => "Call-ID",
+            HeaderName::Contact => "Contact",
+            HeaderName::ContentDisposition => "Content-Disposition",
+            HeaderName::ContentEncoding => "Content-Encoding",
+            HeaderName::ContentLength => "Content-Length",
+            HeaderName::ContentType => "Content-Type",
+            HeaderName::CSeq => "CSeq",
+            HeaderName::Date => "Date",
+            HeaderName::Event => "Event",
+            HeaderName::Expires => "Expires",
+            HeaderName::From => "From",
+            HeaderName::MaxForwards => "Max-Forwards",
+            HeaderName::MinExpires => "Min-Expires",
+            HeaderName::Privacy => "Privacy",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
+            HeaderName::ProxyRequire => "Proxy-Require",
+            HeaderName::RecordRoute => "Record-Route",
+            HeaderName::Require => "Require",
+            HeaderName::Route => "Route",
+            HeaderName::Server => "Server",
+            HeaderName::Supported => "Supported",
+            HeaderName::To => "To",
+            HeaderName::Unsupported => "Unsupported",
+            HeaderName::UserAgent => "User-Agent",
+            HeaderName::Via => "Via",
+            HeaderName::Warning => "Warning",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::Other(b) => std::str::from_utf8(b).unwrap_or("X-Invalid"),
+        }
+    }
+
+    /// True for an extension header with this name (case-insensitive).
+    pub fn is(&self, name: &str) -> bool {
+        self.as_str().eq_ignore_ascii_case(name)
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One header line. `value` has surrounding whitespace trimmed and folding
+/// (RFC 3261 §7.3.1) replaced by a single space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: HeaderName,
+    pub value: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartLine {
+    Request(Request),
+    Response(Response),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub code: u16,
+    pub reason: Bytes,
+}
+
+/// A SIP request or response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub start: StartLine,
+    pub headers: Vec<Header>,
+    pub body: Bytes,
+}
+
+impl Message {
+    /// A new request with no headers.
+    pub fn request(method: Method, uri: Uri) -> Message {
+        Message {
+            start: StartLine::Request(Request { method, uri }),
+            headers: Vec::with_capacity(12),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A new response with no headers; `reason` defaults to the RFC 3261 phrase.
+    pub fn response(code: u16, reason: Option<&str>) -> Message {
+        let reason = reason.unwrap_or_else(|| reason_phrase(code));
+        Message {
+            start: StartLine::Response(Response {
+                code,
+                reason: Bytes::copy_from_slice(reason.as_bytes()),
+            }),
+            headers: Vec::with_capacity(10),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A response to `req` as RFC 3261 §8.2.6.2 builds it: Via (all), From,
+    /// To, Call-ID and CSeq copied; a To tag added when `to_tag` is given and
+    /// the To has none yet.
+    pub fn response_to(req: &Message, code: u16, to_tag: Option<&str>) -> Message {
+        let mut resp = Message::response(code, None);
+        for h in &req.headers {
+            match h.name {
+                HeaderName::Via
+                | HeaderName::From
+                | HeaderName::CallId
+                | HeaderName::CSeq => resp.headers.push(h.clone()),
+                HeaderName::To => {
+                    let value = match to_tag {
+                        Some(tag) if !has_tag(&h.value) => {
+                            let mut v = BytesMut::with_capacity(h.value.len() + tag.len() + 5);
+                            v.extend_from_slice(&h.value);
+                            v.extend_from_slice(b";tag=");
+                            v.extend_from_slice(tag.as_bytes());
+                            v.freeze()
+                        }
+                        _ => h.value.clone(),
+                    };
+                    resp.headers.push(Header {
+                        name: HeaderName::To,
+                        value,
+                    });
+                }
+                _ => {}
+            }
+        }
+        resp
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request(_))
+    }
+
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request(r) => Some(&r.method),
+            StartLine::Response(_) => None,
+        }
+    }
+
+    pub fn request_uri(&self) -> Option<&Uri> {
+        match &self.start {
+            StartLine::Request(r) => Some(&r.uri),
+            StartLine::Response(_) => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response(r) => Some(r.code),
+            StartLine::Request(_) => None,
+        }
+    }
+
+    /// The first header with this name.
+    pub fn header(&self, name: &HeaderName) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| &h.value)
+    }
+
+    /// Every header line with this name, in order (a line may hold a comma list).
+    pub fn headers_named<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| &h.value)
+    }
+
+    /// The first extension header of this name (case-insensitive).
+    pub fn header_str(&self, name: &str) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|h| h.name.is(name))
+            .map(|h| &h.value)
+    }
+
+    pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) -> &mut Self {
+        self.headers.push(Header {
+            name,
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Inserts before the first header (a new top Via).
+    pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) -> &mut Self {
+        self.headers.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
+        self
+    }
+
+    /// Replaces every header of this name with one line.
+    pub fn set(&mut self, name: HeaderName, value: impl Into<Bytes>) -> &mut Self {
+        let value = value.into();
+        if let Some(i) = self.headers.iter().position(|h| h.name == name) {
+            self.headers[i].value = value;
+            let mut seen = false;
+            self.headers.retain(|h| {
+                if h.name != name {
+                    return true;
+                }
+                let keep = !seen;
+                seen = true;
+                keep
+            });
+        } else {
+            self.headers.push(Header { name, value });
+        }
+        self
+    }
+
+    pub fn remove(&mut self, name: &HeaderName) -> &mut Self {
+        self.headers.retain(|h| &h.name != name);
+        self
+    }
+
+    /// Sets the body and its Content-Type (Content-Length is written on serialize).
+    pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) -> &mut Self {
+        self.body = body.into();
+        if self.body.is_empty() {
+            self.remove(&HeaderName::ContentType);
+        } else {
+            self.set(
+                HeaderName::ContentType,
+                Bytes::copy_from_slice(content_type.as_bytes()),
+            );
+        }
+        self
+    }
+
+    // ----- typed access to the headers every layer needs -----
+
+    /// The topmost Via (the first value of the first Via line).
+    pub fn top_via(&self) -> Result<Via, ParseError> {
+        let line = self
+            .header(&HeaderName::Via)
+            .ok_or(ParseError::Missing("Via"))?;
+        let first = crate::parse::split_comma(line)
+            .next()
+            .ok_or(ParseError::Missing("Via"))?;
+        Via::parse(&first)
+    }
+
+    /// Every Via value, top first.
+    pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
+        let mut out = Vec::new();
+        for line in self.headers_named(&HeaderName::Via) {
+            for v in crate::parse::split_comma(line) {
+                out.push(Via::parse(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        CSeq::parse(
+            self.header(&HeaderName::CSeq)
+                .ok_or(ParseError::Missing("CSeq"))?,
+        )
+    }
+
+    pub fn call_id(&self) -> Result<&Bytes, ParseError> {
+        self.header(&HeaderName::CallId)
+            .ok_or(ParseError::Missing("Call-ID"))
+    }
+
+    pub fn from_hdr(&self) -> Result<NameAddr, ParseError> {
+        NameAddr::parse(
+            self.header(&HeaderName::From)
+                .ok_or(ParseError::Missing("From"))?,
+        )
+    }
+
+    pub fn to_hdr(&self) -> Result<NameAddr, ParseError> {
+        NameAddr::parse(self.header(&HeaderName::To).ok_or(ParseError::Missing("To"))?)
+    }
+
+    /// Every Contact value. `Ok(None)` means the wildcard `*` (REGISTER removal).
+    pub fn contacts(&self) -> Result<Option<Vec<NameAddr>>, ParseError> {
+        let mut out = Vec::new();
+        for line in self.headers_named(&HeaderName::Contact) {
+            if line.as_ref() == b"*" {
+                return Ok(None);
+            }
+            for v in crate::parse::split_comma(line) {
+                out.push(NameAddr::parse(&v)?);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// A header holding one unsigned integer (Expires, Max-Forwards, Min-Expires...).
+    pub fn u32_header(&self, name: &HeaderName) -> Result<Option<u32>, ParseError> {
+        match self.header(name) {
+            None => Ok(None),
+            Some(v) => crate::parse::parse_u32(v)
+                .map(Some)
+                .ok_or(ParseError::Invalid(name.as_str().to_string())),
+        }
+    }
+
+    // ----- serialize -----
+
+    /// Writes the message as it goes on the wire. Content-Length is always
+    /// written from the body (any stale header is skipped).
+    pub fn write_to(&self, out: &mut BytesMut) {
+        out.reserve(self.estimated_len());
+        match &self.start {
+            StartLine::Request(r) => {
+                out.put_slice(r.method.as_str().as_bytes());
+                out.put_u8(b' ');
+                r.uri.write_to(out);
+                out.put_slice(b" SIP/2.0\r\n");
+            }
+            StartLine::Response(r) => {
+                out.put_slice(b"SIP/2.0 ");
+                let mut buf = itoa_buf(r.code as u32);
+                out.put_slice(buf.as_bytes_mut());
+                out.put_u8(b' ');
+                out.put_slice(&r.reason);
+                out.put_slice(b"\r\n");
+            }
+        }
+        for h in &self.headers {
+            if h.name == HeaderName::ContentLength {
+                continue;
+            }
+            out.put_slice(h.name.as_str().as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(&h.value);
+            out.put_slice(b"\r\n");
+        }
+        out.put_slice(b"Content-Length: ");
+        let mut buf = itoa_buf(self.body.len() as u32);
+        out.put_slice(buf.as_bytes_mut());
+        out.put_slice(b"\r\n\r\n");
+        out.put_slice(&self.body);
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.estimated_len());
+        self.write_to(&mut out);
+        out.freeze()
+    }
+
+    fn estimated_len(&self) -> usize {
+        let mut n = 64 + self.body.len();
+        for h in &self.headers {
+            n += h.name.as_str().len() + h.value.len() + 4;
+        }
+        n
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+    }
+}
+
+fn has_tag(to: &[u8]) -> bool {
+    // The tag is a header parameter: after the closing '>' when there is one.
+    let params = match to.iter().rposition(|&c| c == b'>') {
+        Some(i) => &to[i..],
+        None => to,
+    };
+    params
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b";tag="))
+}
+
+/// A tiny stack buffer for writing integers without allocating.
+pub(crate) struct ItoaBuf {
+    buf: [u8; 10],
+    start: usize,
+}
+
+impl ItoaBuf {
+    pub(crate) fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+pub(crate) fn itoa_buf(mut n: u32) -> ItoaBuf {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    ItoaBuf { buf, start: i }
+}
+
+/// The reason phrases of RFC 3261 §21 (and a few from later RFCs).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => match code / 100 {
+            1 => "Progress",
+            2 => "OK",
+            3 => "Redirect",
+            4 => "Client Error",
+            5 => "Server Error",
+            _ => "Global Failure",
+        },
+    }
+}

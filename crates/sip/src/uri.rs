@@ -1,0 +1,113 @@
+//! SIP and SIPS URIs (RFC 3261 §19.1), kept as slices of the message buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+
+use crate::header::Params;
+use crate::parse::ParseError;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+    /// Any other absolute URI scheme (answered 416 by a UAS).
+    Other(Bytes),
+}
+
+/// A URI. For `sip:`/`sips:` the parts are split out; for other schemes only
+/// `scheme` and `opaque` (everything after the colon) are set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uri {
+    pub scheme: Scheme,
+    /// The user part, still %-escaped as received.
+    pub user: Option<Bytes>,
+    pub password: Option<Bytes>,
+    /// Host name or IP literal (IPv6 with its brackets).
+    pub host: Bytes,
+    pub port: Option<u16>,
+    pub params: Params,
+    /// The `?headers` part, without the `?`.
+    pub headers: Option<Bytes>,
+    /// For non-SIP schemes: everything after `scheme:`.
+    pub opaque: Option<Bytes>,
+}
+
+impl Uri {
+    /// A `sip:user@host:port` URI.
+    pub fn sip(user: Option<&str>, host: &str, port: Option<u16>) -> Uri {
+        Uri {
+            scheme: Scheme::Sip,
+            user: user.map(|u| Bytes::copy_from_slice(u.as_bytes())),
+            password: None,
+            host: Bytes::copy_from_slice(host.as_bytes()),
+            port,
+            params: Params::default(),
+            headers: None,
+            opaque: None,
+        }
+    }
+
+    pub fn parse(b: &Bytes) -> Result<Uri, ParseError> {
+        crate::parse::parse_uri(b)
+    }
+
+    pub fn is_sip(&self) -> bool {
+        matches!(self.scheme, Scheme::Sip | Scheme::Sips)
+    }
+
+    pub fn user_str(&self) -> Option<&str> {
+        self.user.as_ref().and_then(|u| std::str::from_utf8(u).ok())
+    }
+
+    pub fn host_str(&self) -> &str {
+        std::str::from_utf8(&self.host).unwrap_or("")
+    }
+
+    pub fn write_to(&self, out: &mut BytesMut) {
+        match &self.scheme {
+            Scheme::Sip => out.put_slice(b"sip:"),
+            Scheme::Sips => out.put_slice(b"sips:"),
+            Scheme::Tel => out.put_slice(b"tel:"),
+            Scheme::Other(s) => {
+                out.put_slice(s);
+                out.put_u8(b':');
+            }
+        }
+        if let Some(o) = &self.opaque {
+            out.put_slice(o);
+            return;
+        }
+        if let Some(u) = &self.user {
+            out.put_slice(u);
+            if let Some(p) = &self.password {
+                out.put_u8(b':');
+                out.put_slice(p);
+            }
+            out.put_u8(b'@');
+        }
+        out.put_slice(&self.host);
+        if let Some(p) = self.port {
+            out.put_u8(b':');
+            let mut b = crate::message::itoa_buf(p as u32);
+            out.put_slice(b.as_bytes_mut());
+        }
+        self.params.write_to(out);
+        if let Some(h) = &self.headers {
+            out.put_u8(b'?');
+            out.put_slice(h);
+        }
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(64);
+        self.write_to(&mut out);
+        out.freeze()
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+    }
+}
