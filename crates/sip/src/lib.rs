@@ -11,5 +11,5 @@ pub mod uri;
 pub use header::{CSeq, NameAddr, Params, Via};
 pub use message::{Header, HeaderName, Message, Method, Request, Response, StartLine};
 pub use parse::{parse_message, ParseError};
-pub use peer::{Peer, TransportKind};
+pub use peer::{ListenSpec, Peer, TransportKind};
 pub use uri::Uri;
