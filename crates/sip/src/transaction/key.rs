@@ -1,0 +1,134 @@
+//! Transaction identities: the opaque [`TxKey`] handed to the TU and the
+//! matching keys of RFC 3261 §17.1.3 and §17.2.3 used to find a transaction
+//! from a message in O(1).
+
+use bytes::Bytes;
+use std::fmt;
+
+use crate::header::Via;
+use crate::message::{HeaderName, Message, Method};
+
+/// The opaque id of one transaction. Ids are never reused within a layer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxKey(pub(crate) u64);
+
+impl TxKey {
+    /// A number unique within the layer, for logs.
+    pub fn id(&self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TxKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tx#{}", self.0)
+    }
+}
+
+/// §17.1.3: a response matches a client transaction by the branch of its
+/// top Via and the method of its CSeq (a CANCEL shares its INVITE's branch).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ClientKey {
+    pub(crate) branch: Bytes,
+    pub(crate) method: Method,
+}
+
+/// §17.2.3: how a request finds its server transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ServerKey {
+    /// Branch with the magic cookie, sent-by and method (ACK counts as INVITE).
+    Rfc3261 {
+        branch: Bytes,
+        host: Bytes,
+        port: Option<u16>,
+        method: Method,
+    },
+    /// The RFC 2543 fallback: Request-URI, tags, Call-ID, CSeq and top Via.
+    Rfc2543 {
+        uri: Bytes,
+        to_tag: Option<Bytes>,
+        from_tag: Option<Bytes>,
+        call_id: Bytes,
+        cseq: u32,
+        method: Method,
+        via: Bytes,
+    },
+}
+
+impl ServerKey {
+    /// The key of `req` (whose parsed top Via is `via`) for a transaction
+    /// created by `method`: pass `Method::Invite` to look up the INVITE an
+    /// ACK or a CANCEL refers to.
+    pub(crate) fn for_request(req: &Message, via: &Via, method: Method) -> ServerKey {
+        if let (true, Some(branch)) = (via.has_rfc3261_branch(), via.branch()) {
+            return ServerKey::Rfc3261 {
+                branch: branch.clone(),
+                host: lowercase(&via.host),
+                port: via.port,
+                method,
+            };
+        }
+        ServerKey::Rfc2543 {
+            uri: req.request_uri().map(|u| u.to_bytes()).unwrap_or_default(),
+            to_tag: req.to_hdr().ok().and_then(|t| t.tag().cloned()),
+            from_tag: req.from_hdr().ok().and_then(|f| f.tag().cloned()),
+            call_id: req.call_id().cloned().unwrap_or_default(),
+            cseq: req.cseq().map(|c| c.seq).unwrap_or(0),
+            method,
+            via: via.to_bytes(),
+        }
+    }
+
+    /// The same key for another method (a CANCEL's key -> its INVITE's key).
+    pub(crate) fn with_method(&self, m: Method) -> ServerKey {
+        let mut k = self.clone();
+        match &mut k {
+            ServerKey::Rfc3261 { method, .. } | ServerKey::Rfc2543 { method, .. } => *method = m,
+        }
+        k
+    }
+
+    /// For an RFC 2543 INVITE: the key its ACK will carry once a final
+    /// response with To tag `tag` was sent (the ACK's To holds that tag).
+    pub(crate) fn ack_key(&self, tag: Option<Bytes>) -> Option<ServerKey> {
+        match self {
+            ServerKey::Rfc3261 { .. } => None,
+            ServerKey::Rfc2543 { to_tag, .. } if *to_tag == tag => None,
+            ServerKey::Rfc2543 { .. } => {
+                let mut k = self.clone();
+                if let ServerKey::Rfc2543 { to_tag, .. } = &mut k {
+                    *to_tag = tag;
+                }
+                Some(k)
+            }
+        }
+    }
+}
+
+/// RFC 6026 Accepted state: the ACK for a 2xx is a new transaction, so it
+/// finds its INVITE by Call-ID, CSeq number and From tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct AckKey {
+    call_id: Bytes,
+    cseq: u32,
+    from_tag: Option<Bytes>,
+}
+
+impl AckKey {
+    pub(crate) fn from_msg(msg: &Message) -> Option<AckKey> {
+        Some(AckKey {
+            call_id: msg.header(&HeaderName::CallId)?.clone(),
+            cseq: msg.cseq().ok()?.seq,
+            from_tag: msg.from_hdr().ok().and_then(|f| f.tag().cloned()),
+        })
+    }
+}
+
+/// Host names compare case-insensitively; copy only when needed.
+fn lowercase(b: &Bytes) -> Bytes {
+    if b.iter().any(u8::is_ascii_uppercase) {
+        Bytes::from(b.to_ascii_lowercase())
+    } else {
+        b.clone()
+    }
+}
