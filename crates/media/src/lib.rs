@@ -1,1 +1,15 @@
-//! placeholder
+//! The RTP/RTCP relay: every call's media is anchored here. A [`Relay`]
+//! owns a port pool; each call gets a [`Session`] with a port pair per side
+//! (A faces the caller, B the callee), symmetric latching towards each
+//! phone, per-direction counters and a shared dead-media sweep.
+//! [`rewrite_sdp`] points an SDP at the relay.
+
+mod relay;
+mod rewrite;
+mod track;
+
+pub use relay::{
+    ChannelStats, DirectionStats, MediaError, Relay, RelayConfig, Session, SessionId, SessionStats,
+    Side,
+};
+pub use rewrite::{rewrite_sdp, rewrite_sdp_streams};

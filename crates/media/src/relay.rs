@@ -1,0 +1,806 @@
+//! The relay: port pool, sessions, the per-socket forwarding tasks and the
+//! dead-media sweep.
+//!
+//! Hot path: one task per socket, woken only by a datagram. It shares state
+//! with the peer socket's task through atomics only; the peer address sits
+//! behind a generation counter, so the mutex next to it is taken when the
+//! address changes (latching, `set_remote`), never per packet. The receive
+//! buffer lives in the task; nothing is allocated per packet.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, trace, warn};
+
+use crate::track::{classify_rtcp_port, classify_rtp_port, Kind, Tracker};
+
+/// Largest datagram relayed whole; RTP over Ethernet stays well under it.
+const RECV_BUF: usize = 2048;
+/// Socket buffers sized for bursts (the kernel may cap them).
+const SOCKET_BUF: usize = 512 * 1024;
+const RTP: usize = 0;
+const RTCP: usize = 1;
+const NO_EVENT_PT: u16 = u16::MAX;
+
+#[derive(Debug, Error)]
+pub enum MediaError {
+    #[error("invalid relay config: {0}")]
+    Config(&'static str),
+    #[error("the relay must be created inside a tokio runtime")]
+    NoRuntime,
+    #[error("no free RTP/RTCP port pair in {min}-{max}")]
+    Exhausted { min: u16, max: u16 },
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Address the relay sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written into rewritten SDP (the public address behind NAT).
+    pub advertise_ip: IpAddr,
+    /// Inclusive port range; RTP takes the even ports, RTCP the odd one above.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Silence in both directions after which a session is reported dead.
+    pub dead_media: Duration,
+}
+
+impl RelayConfig {
+    pub fn new(bind_ip: IpAddr, advertise_ip: IpAddr, port_min: u16, port_max: u16) -> RelayConfig {
+        RelayConfig {
+            bind_ip,
+            advertise_ip,
+            port_min,
+            port_max,
+            dead_media: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One leg's end of the relay: `A` faces the caller, `B` the callee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "media-{}", self.0)
+    }
+}
+
+/// Counters of one channel (RTP or RTCP) in one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChannelStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub last_packet: Option<Instant>,
+}
+
+/// Counters of one direction: packets received from one side and relayed
+/// towards the other.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DirectionStats {
+    pub rtp: ChannelStats,
+    pub rtcp: ChannelStats,
+    /// RTP packets missing from the sequence (RFC 3550 A.3).
+    pub lost: u64,
+    /// Interarrival jitter (RFC 3550 A.8) in timestamp units.
+    pub jitter: u32,
+    /// The same in milliseconds, at the session's clock rate.
+    pub jitter_ms: f64,
+    /// Packets from an address other than the latched one.
+    pub dropped_source: u64,
+    /// Datagrams that are not RTP/RTCP version 2 or are too short.
+    pub dropped_invalid: u64,
+    /// Packets with nowhere to go yet (no remote address known).
+    pub dropped_no_destination: u64,
+    pub send_errors: u64,
+}
+
+/// Counters of one stream (one m= line), per direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SessionStats {
+    pub a_to_b: DirectionStats,
+    pub b_to_a: DirectionStats,
+}
+
+/// A cheap handle on the relay (`Arc` inside).
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: RelayConfig,
+    handle: Handle,
+    epoch: Instant,
+    pool: Arc<Pool>,
+    sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<SessionId>>>,
+    next_id: AtomicU64,
+}
+
+struct Pool {
+    free: Mutex<VecDeque<u16>>,
+    pairs: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Relay {
+    /// Must be called inside a tokio runtime: it starts the dead-media sweep
+    /// and later sessions spawn their tasks on that runtime.
+    pub fn new(cfg: RelayConfig) -> Result<Relay, MediaError> {
+        let handle = Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
+        if cfg.port_min == 0 || cfg.port_min > cfg.port_max {
+            return Err(MediaError::Config(
+                "port range must be 1..=65535 with min <= max",
+            ));
+        }
+        if cfg.dead_media.is_zero() {
+            return Err(MediaError::Config("dead_media must be positive"));
+        }
+        let first = cfg.port_min + cfg.port_min % 2;
+        let free: VecDeque<u16> = (u32::from(first)..u32::from(cfg.port_max))
+            .step_by(2)
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
+        if free.is_empty() {
+            return Err(MediaError::Config("port range holds no even/odd port pair"));
+        }
+        let pool = Arc::new(Pool {
+            pairs: free.len(),
+            free: Mutex::new(free),
+        });
+        let inner = Arc::new(Inner {
+            cfg,
+            handle: handle.clone(),
+            epoch: Instant::now(),
+            pool,
+            sessions: Mutex::new(HashMap::new()),
+            subscribers: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        });
+        let period =
+            (inner.cfg.dead_media / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
+        handle.spawn(sweep(Arc::downgrade(&inner), period));
+        Ok(Relay { inner })
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.inner.cfg
+    }
+
+    /// A session with one stream (one RTP/RTCP port pair per side).
+    pub fn create_session(&self) -> Result<Session, MediaError> {
+        self.create_session_with(1)
+    }
+
+    /// A session with `streams` streams (one per m= line), each with its own
+    /// port pair per side. Errors when the range cannot hold them all; the
+    /// ports taken so far go back to the pool.
+    pub fn create_session_with(&self, streams: usize) -> Result<Session, MediaError> {
+        let id = SessionId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let state = Arc::new(SessionState {
+            id,
+            clock_rate: AtomicU32::new(8000),
+            event_pt: AtomicU16::new(NO_EVENT_PT),
+            baseline: AtomicU64::new(self.inner.now_us()),
+            dead_check: AtomicBool::new(true),
+            notified: AtomicBool::new(false),
+            streams: Mutex::new(Vec::new()),
+        });
+        let mut session = Session {
+            relay: self.inner.clone(),
+            state,
+            streams: Vec::with_capacity(streams),
+            released: false,
+        };
+        for _ in 0..streams {
+            session.add_stream()?;
+        }
+        lock(&self.inner.sessions).insert(id, session.state.clone());
+        debug!(session = %id, streams, "media session created");
+        Ok(session)
+    }
+
+    pub fn active_sessions(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
+    /// Ports bound or not yet returned. A released session's ports come back
+    /// once its tasks have stopped (at the runtime's next turn; awaiting
+    /// [`Session::close`] guarantees it).
+    pub fn ports_in_use(&self) -> usize {
+        2 * (self.inner.pool.pairs - lock(&self.inner.pool.free).len())
+    }
+
+    /// Subscribes to dead-media notices: the id of each session whose RTP and
+    /// RTCP stayed silent in both directions for `dead_media`, once per silent
+    /// spell (traffic that resumes re-arms it). Each call returns a new
+    /// receiver; notices sent before it was made are not replayed.
+    pub fn dead_media_events(&self) -> mpsc::UnboundedReceiver<SessionId> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.subscribers).push(tx);
+        rx
+    }
+}
+
+impl Inner {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn instant(&self, stamp: u64) -> Option<Instant> {
+        // Stamps are microseconds since the epoch plus one; 0 means never.
+        stamp
+            .checked_sub(1)
+            .map(|us| self.epoch + Duration::from_micros(us))
+    }
+
+    /// Takes a port pair from the free list and binds it. Ports that some
+    /// other program holds are skipped and go to the back of the list.
+    fn take_endpoint(&self) -> Result<Endpoint, MediaError> {
+        let mut free = lock(&self.pool.free);
+        for _ in 0..free.len() {
+            let Some(port) = free.pop_front() else { break };
+            match bind_pair(self.cfg.bind_ip, port) {
+                Ok(sockets) => {
+                    drop(free);
+                    let _rt = self.handle.enter();
+                    let [rtp, rtcp] = sockets;
+                    let lease = Lease {
+                        pool: self.pool.clone(),
+                        port,
+                    };
+                    let wrap = |s: std::net::UdpSocket, p: u16| {
+                        UdpSocket::from_std(s).map_err(|source| MediaError::Bind {
+                            addr: SocketAddr::new(self.cfg.bind_ip, p),
+                            source,
+                        })
+                    };
+                    return Ok(Endpoint {
+                        sockets: [wrap(rtp, port)?, wrap(rtcp, port + 1)?],
+                        port,
+                        _lease: lease,
+                    });
+                }
+                Err((addr, e)) if e.kind() == io::ErrorKind::AddrInUse => {
+                    debug!(%addr, "relay port in use elsewhere, skipped");
+                    free.push_back(port);
+                }
+                Err((addr, source)) => {
+                    free.push_back(port);
+                    return Err(MediaError::Bind { addr, source });
+                }
+            }
+        }
+        Err(MediaError::Exhausted {
+            min: self.cfg.port_min,
+            max: self.cfg.port_max,
+        })
+    }
+
+    fn sweep_once(&self) {
+        let now = self.now_us();
+        let limit = u64::try_from(self.cfg.dead_media.as_micros()).unwrap_or(u64::MAX);
+        let mut dead = Vec::new();
+        for s in lock(&self.sessions).values() {
+            if !s.dead_check.load(Ordering::Relaxed) {
+                continue;
+            }
+            let last = s.last_activity();
+            if now.saturating_sub(last) >= limit {
+                if !s.notified.swap(true, Ordering::Relaxed) {
+                    dead.push(s.id);
+                }
+            } else {
+                s.notified.store(false, Ordering::Relaxed);
+            }
+        }
+        if dead.is_empty() {
+            return;
+        }
+        let mut subs = lock(&self.subscribers);
+        for id in dead {
+            debug!(session = %id, "dead media");
+            subs.retain(|tx| tx.send(id).is_ok());
+        }
+    }
+}
+
+/// One sweep for all sessions; it ends when the relay is dropped.
+async fn sweep(relay: Weak<Inner>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = relay.upgrade() else { return };
+        inner.sweep_once();
+    }
+}
+
+fn bind_pair(ip: IpAddr, port: u16) -> Result<[std::net::UdpSocket; 2], (SocketAddr, io::Error)> {
+    let rtp = SocketAddr::new(ip, port);
+    let rtcp = SocketAddr::new(ip, port + 1);
+    Ok([
+        bind_udp(rtp).map_err(|e| (rtp, e))?,
+        bind_udp(rtcp).map_err(|e| (rtcp, e))?,
+    ])
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Never share a relay port with another socket.
+    s.set_reuse_address(false)?;
+    if let Err(e) = s.set_recv_buffer_size(SOCKET_BUF) {
+        trace!(%addr, error = %e, "SO_RCVBUF not raised");
+    }
+    if let Err(e) = s.set_send_buffer_size(SOCKET_BUF) {
+        trace!(%addr, error = %e, "SO_SNDBUF not raised");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Returns its port pair to the pool when the last socket user is gone.
+struct Lease {
+    pool: Arc<Pool>,
+    port: u16,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        lock(&self.pool.free).push_back(self.port);
+    }
+}
+
+/// One side's sockets of one stream. Field order matters: the sockets close
+/// before the lease gives the ports back.
+struct Endpoint {
+    sockets: [UdpSocket; 2],
+    port: u16,
+    _lease: Lease,
+}
+
+/// A peer address shared between tasks without a lock per packet: readers
+/// compare the generation and take the mutex only when it moved.
+#[derive(Default)]
+struct SharedAddr {
+    generation: AtomicU64,
+    addr: Mutex<Option<SocketAddr>>,
+}
+
+impl SharedAddr {
+    fn store(&self, a: Option<SocketAddr>) {
+        let mut g = lock(&self.addr);
+        *g = a;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn load(&self) -> Option<SocketAddr> {
+        *lock(&self.addr)
+    }
+}
+
+#[derive(Default)]
+struct CachedAddr {
+    generation: u64,
+    addr: Option<SocketAddr>,
+}
+
+impl CachedAddr {
+    fn get(&mut self, shared: &SharedAddr) -> Option<SocketAddr> {
+        let g = shared.generation.load(Ordering::Acquire);
+        if g != self.generation {
+            self.generation = g;
+            self.addr = shared.load();
+        }
+        self.addr
+    }
+}
+
+/// One channel (RTP or RTCP) of one side.
+#[derive(Default)]
+struct Channel {
+    /// Where this side's phone gets packets on this channel.
+    remote: SharedAddr,
+    /// Bumped by `set_remote`: the receiving task re-latches on the next packet.
+    arm: AtomicU64,
+}
+
+#[derive(Default)]
+struct DirCounters {
+    packets: [AtomicU64; 2],
+    bytes: [AtomicU64; 2],
+    last: [AtomicU64; 2],
+    lost: AtomicU64,
+    jitter: AtomicU32,
+    dropped_source: AtomicU64,
+    dropped_invalid: AtomicU64,
+    dropped_no_destination: AtomicU64,
+    send_errors: AtomicU64,
+}
+
+/// State of one stream shared by its four tasks and the session handle.
+#[derive(Default)]
+struct StreamState {
+    /// `[side][channel]`
+    channels: [[Channel; 2]; 2],
+    /// Indexed by the side packets come from.
+    dirs: [DirCounters; 2],
+}
+
+struct SessionState {
+    id: SessionId,
+    clock_rate: AtomicU32,
+    event_pt: AtomicU16,
+    /// Start of the silence clock (creation, or re-enabling the check).
+    baseline: AtomicU64,
+    dead_check: AtomicBool,
+    notified: AtomicBool,
+    /// Read by the sweep; changed only when a stream is added.
+    streams: Mutex<Vec<Arc<StreamState>>>,
+}
+
+impl SessionState {
+    fn last_activity(&self) -> u64 {
+        let mut last = self.baseline.load(Ordering::Relaxed);
+        for st in lock(&self.streams).iter() {
+            for d in &st.dirs {
+                for l in &d.last {
+                    last = last.max(l.load(Ordering::Relaxed).saturating_sub(1));
+                }
+            }
+        }
+        last
+    }
+}
+
+struct StreamHandle {
+    state: Arc<StreamState>,
+    ports: [u16; 2],
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The relay for one call. Dropping it (or [`Session::release`]) stops its
+/// tasks and returns its ports to the pool, exactly once.
+pub struct Session {
+    relay: Arc<Inner>,
+    state: Arc<SessionState>,
+    streams: Vec<StreamHandle>,
+    released: bool,
+}
+
+impl Session {
+    pub fn id(&self) -> SessionId {
+        self.state.id
+    }
+
+    /// The RTP port of `side` on the first stream (RTCP is the next port).
+    pub fn local_port(&self, side: Side) -> u16 {
+        self.stream_local_port(0, side).unwrap_or(0)
+    }
+
+    /// The RTP port of `side` on stream `stream` (one stream per m= line).
+    pub fn stream_local_port(&self, stream: usize, side: Side) -> Option<u16> {
+        Some(self.streams.get(stream)?.ports[side.index()])
+    }
+
+    pub fn streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn advertise_ip(&self) -> IpAddr {
+        self.relay.cfg.advertise_ip
+    }
+
+    /// Adds a stream (a port pair per side) for an m= line added by a
+    /// re-INVITE; returns its index.
+    pub fn add_stream(&mut self) -> Result<usize, MediaError> {
+        let a = Arc::new(self.relay.take_endpoint()?);
+        let b = Arc::new(self.relay.take_endpoint()?);
+        let state = Arc::new(StreamState::default());
+        let mut tasks = Vec::with_capacity(4);
+        for (me, peer, side) in [(&a, &b, Side::A), (&b, &a, Side::B)] {
+            for chan in [RTP, RTCP] {
+                let pump = Pump {
+                    me: me.clone(),
+                    peer: peer.clone(),
+                    side,
+                    chan,
+                    stream: state.clone(),
+                    session: self.state.clone(),
+                    relay_epoch: self.relay.epoch,
+                };
+                tasks.push(self.relay.handle.spawn(pump.run()));
+            }
+        }
+        lock(&self.state.streams).push(state.clone());
+        self.streams.push(StreamHandle {
+            state,
+            ports: [a.port, b.port],
+            tasks,
+        });
+        Ok(self.streams.len() - 1)
+    }
+
+    /// The address that side's SDP gave (c= and m= port) for the first
+    /// stream. Packets go there until the first packet from that side latches
+    /// its real source (symmetric RTP through NAT). Calling it again (a
+    /// re-INVITE) re-arms latching. `rtcp` defaults to the RTP port + 1; an
+    /// unspecified address (0.0.0.0, old-style hold) or port 0 stops sending.
+    pub fn set_remote(&self, side: Side, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
+        self.set_stream_remote(0, side, rtp, rtcp);
+    }
+
+    pub fn set_stream_remote(
+        &self,
+        stream: usize,
+        side: Side,
+        rtp: SocketAddr,
+        rtcp: Option<SocketAddr>,
+    ) {
+        let Some(s) = self.streams.get(stream) else {
+            warn!(session = %self.id(), stream, "set_remote on a stream that does not exist");
+            return;
+        };
+        let usable = |a: SocketAddr| (!a.ip().is_unspecified() && a.port() != 0).then_some(a);
+        let rtp = usable(rtp);
+        let rtcp = match rtcp {
+            Some(a) => usable(a),
+            None => rtp.and_then(|a| Some(SocketAddr::new(a.ip(), a.port().checked_add(1)?))),
+        };
+        let ch = &s.state.channels[side.index()];
+        for (c, addr) in [(&ch[RTP], rtp), (&ch[RTCP], rtcp)] {
+            c.remote.store(addr);
+            c.arm.fetch_add(1, Ordering::Release);
+        }
+        debug!(session = %self.id(), stream, ?side, ?rtp, ?rtcp, "remote media address set");
+    }
+
+    /// The RTP clock rate used for jitter (default 8000 Hz: PCMU, PCMA, G.729, G.722).
+    pub fn set_clock_rate(&self, hz: u32) {
+        if hz > 0 {
+            self.state.clock_rate.store(hz, Ordering::Relaxed);
+        }
+    }
+
+    /// The telephone-event payload type, left out of the jitter estimate
+    /// (its timestamps mark event starts). Packets are relayed either way.
+    pub fn set_event_payload_type(&self, pt: Option<u8>) {
+        let v = pt.map_or(NO_EVENT_PT, u16::from);
+        self.state.event_pt.store(v, Ordering::Relaxed);
+    }
+
+    /// Turns the dead-media check of this session off (e.g. while ringing or
+    /// on hold) or on again; turning it on restarts the silence clock.
+    pub fn set_dead_media_check(&self, enabled: bool) {
+        if enabled {
+            self.state
+                .baseline
+                .store(self.relay.now_us(), Ordering::Relaxed);
+            self.state.notified.store(false, Ordering::Relaxed);
+        }
+        self.state.dead_check.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Counters of the first stream.
+    pub fn stats(&self) -> SessionStats {
+        self.stream_stats(0).unwrap_or_default()
+    }
+
+    pub fn stream_stats(&self, stream: usize) -> Option<SessionStats> {
+        let st = &self.streams.get(stream)?.state;
+        let clock = self.state.clock_rate.load(Ordering::Relaxed).max(1);
+        let dir = |d: &DirCounters| {
+            let ch = |c: usize| ChannelStats {
+                packets: d.packets[c].load(Ordering::Relaxed),
+                bytes: d.bytes[c].load(Ordering::Relaxed),
+                last_packet: self.relay.instant(d.last[c].load(Ordering::Relaxed)),
+            };
+            let jitter = d.jitter.load(Ordering::Relaxed);
+            DirectionStats {
+                rtp: ch(RTP),
+                rtcp: ch(RTCP),
+                lost: d.lost.load(Ordering::Relaxed),
+                jitter,
+                jitter_ms: f64::from(jitter) * 1000.0 / f64::from(clock),
+                dropped_source: d.dropped_source.load(Ordering::Relaxed),
+                dropped_invalid: d.dropped_invalid.load(Ordering::Relaxed),
+                dropped_no_destination: d.dropped_no_destination.load(Ordering::Relaxed),
+                send_errors: d.send_errors.load(Ordering::Relaxed),
+            }
+        };
+        Some(SessionStats {
+            a_to_b: dir(&st.dirs[0]),
+            b_to_a: dir(&st.dirs[1]),
+        })
+    }
+
+    /// Stops the tasks and releases the ports (they are back in the pool
+    /// once the runtime has dropped the tasks, normally at once).
+    pub fn release(self) {}
+
+    /// Like [`Session::release`], and waits until the ports are back in the pool.
+    pub async fn close(mut self) {
+        let tasks: Vec<JoinHandle<()>> = self
+            .streams
+            .iter_mut()
+            .flat_map(|s| s.tasks.drain(..))
+            .collect();
+        self.stop();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    fn stop(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        for s in &self.streams {
+            for t in &s.tasks {
+                t.abort();
+            }
+        }
+        lock(&self.relay.sessions).remove(&self.state.id);
+        debug!(session = %self.state.id, "media session released");
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.state.id)
+            .field(
+                "ports",
+                &self.streams.iter().map(|s| s.ports).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The forwarding loop of one socket: packets from `side`'s phone on
+/// `chan` go out of the peer endpoint's socket to the other side's phone.
+struct Pump {
+    me: Arc<Endpoint>,
+    peer: Arc<Endpoint>,
+    side: Side,
+    chan: usize,
+    stream: Arc<StreamState>,
+    session: Arc<SessionState>,
+    relay_epoch: Instant,
+}
+
+impl Pump {
+    async fn run(self) {
+        let mut buf = [0u8; RECV_BUF];
+        let sock = &self.me.sockets[self.chan];
+        let out = &self.peer.sockets[self.chan];
+        let own = &self.stream.channels[self.side.index()][self.chan];
+        let dest_shared = &self.stream.channels[self.side.other().index()][self.chan].remote;
+        let ctr = &self.stream.dirs[self.side.index()];
+        let mut dest = CachedAddr::default();
+        let mut latched: Option<SocketAddr> = None;
+        let mut seen_arm = 0u64;
+        let mut armed = true;
+        let mut last_stranger: Option<SocketAddr> = None;
+        let mut tracker = Tracker::default();
+
+        loop {
+            let (n, src) = match sock.recv_from(&mut buf).await {
+                Ok(r) => r,
+                // Windows reports ICMP port-unreachable of an earlier send here.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+                Err(e) => {
+                    debug!(port = self.me.port, error = %e, "relay receive failed");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            };
+            let pkt = &buf[..n];
+            let kind = if self.chan == RTP {
+                classify_rtp_port(pkt)
+            } else {
+                classify_rtcp_port(pkt)
+            };
+            if kind == Kind::Invalid {
+                ctr.dropped_invalid.fetch_add(1, Ordering::Relaxed);
+                trace!(%src, len = n, "not RTP/RTCP, dropped");
+                continue;
+            }
+
+            let arm = own.arm.load(Ordering::Acquire);
+            if arm != seen_arm {
+                seen_arm = arm;
+                armed = true;
+            }
+            if armed {
+                own.remote.store(Some(src));
+                latched = Some(src);
+                armed = false;
+                debug!(session = %self.session.id, side = ?self.side, chan = self.chan, %src, "latched");
+            } else if latched != Some(src) {
+                ctr.dropped_source.fetch_add(1, Ordering::Relaxed);
+                if last_stranger != Some(src) {
+                    last_stranger = Some(src);
+                    debug!(session = %self.session.id, side = ?self.side, %src, "packet from unexpected source dropped");
+                }
+                continue;
+            }
+
+            let now = self.relay_epoch.elapsed();
+            let stamp = u64::try_from(now.as_micros()).unwrap_or(u64::MAX - 1) + 1;
+            let c = match kind {
+                Kind::Rtp(h) => {
+                    let clock = self.session.clock_rate.load(Ordering::Relaxed);
+                    let event =
+                        self.session.event_pt.load(Ordering::Relaxed) == u16::from(h.payload_type);
+                    let arrival = (now.as_micros() * u128::from(clock) / 1_000_000) as u32;
+                    tracker.on_packet(&h, arrival, clock, !event);
+                    ctr.lost.store(tracker.lost(), Ordering::Relaxed);
+                    ctr.jitter.store(tracker.jitter(), Ordering::Relaxed);
+                    RTP
+                }
+                _ => RTCP,
+            };
+            ctr.packets[c].fetch_add(1, Ordering::Relaxed);
+            ctr.bytes[c].fetch_add(n as u64, Ordering::Relaxed);
+            ctr.last[c].store(stamp, Ordering::Relaxed);
+
+            let Some(to) = dest.get(dest_shared) else {
+                ctr.dropped_no_destination.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if let Err(e) = out.send_to(pkt, to).await {
+                ctr.send_errors.fetch_add(1, Ordering::Relaxed);
+                trace!(%to, error = %e, "relay send failed");
+            }
+        }
+    }
+}
