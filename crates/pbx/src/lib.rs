@@ -1,1 +1,18 @@
-//! placeholder
+//! The engine: the registrar with digest authentication, B2BUA call control,
+//! and the wiring of media (and later routing and admission) into calls.
+//!
+//! `core` is sans-IO (messages and `now` in, transmits out); `server` is the
+//! thin tokio shell that drives it.
+
+pub mod auth;
+pub mod call;
+pub mod core;
+pub mod location;
+pub mod registrar;
+mod sdp_glue;
+pub mod server;
+pub mod settings;
+
+pub use crate::core::{Core, CoreEvent, CoreStats};
+pub use server::{start, Running, ServerConfig, ServerError, Snapshot};
+pub use settings::{ExtensionInfo, Settings};

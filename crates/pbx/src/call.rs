@@ -1,0 +1,1028 @@
+//! B2BUA call control: an A-leg dialog with the caller, one B-leg per
+//! registered contact of the callee (parallel fork), media anchored in the
+//! relay. Each call ends exactly once through `finish`, which releases its
+//! media session and forgets its dialogs.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use sip::transaction::TxKey;
+use sip::{HeaderName, Message, Method, Peer, Uri};
+use tracing::{debug, info, warn};
+
+use crate::core::{new_tag, Core, CoreEvent, CoreTimer, ALLOW};
+use crate::sdp_glue;
+
+pub type CallId = u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    fn media(self) -> media::Side {
+        match self {
+            Side::A => media::Side::A,
+            Side::B => media::Side::B,
+        }
+    }
+}
+
+/// One dialog as a UA sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Leg {
+    pub call_id: Bytes,
+    /// Our From (B-leg) or To (A-leg) value, with our tag.
+    pub local_hdr: Bytes,
+    /// Their From (A-leg) or To (B-leg) value, with their tag.
+    pub remote_hdr: Bytes,
+    pub remote_target: Uri,
+    /// Route headers for requests we send in this dialog (RFC 3261 §12.2.1.1).
+    pub route_set: Vec<Bytes>,
+    /// The flow the phone is reachable on (its source address: NAT-safe).
+    pub peer: Peer,
+    pub local_cseq: u32,
+    pub remote_cseq: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BranchState {
+    Calling,
+    Ringing,
+    Failed,
+    Answered,
+    Cancelled,
+}
+
+#[derive(Debug)]
+pub(crate) struct Branch {
+    pub invite: Message,
+    pub peer: Peer,
+    pub call_id: Bytes,
+    pub state: BranchState,
+    /// The final status received, to pick the caller's answer when all fail.
+    pub final_code: Option<u16>,
+    /// A CANCEL waits for a provisional response (RFC 3261 §9.1).
+    pub cancel_pending: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallState {
+    Ringing,
+    Answered,
+}
+
+/// An ACK we owe one side once the other side ACKs our 2xx.
+#[derive(Debug)]
+pub(crate) struct PendingAck {
+    pub side: Side,
+    pub cseq: u32,
+}
+
+pub(crate) struct Call {
+    pub id: CallId,
+    pub state: CallState,
+    pub caller: String,
+    pub callee: String,
+    pub a: Leg,
+    pub a_tag: String,
+    pub a_invite_key: TxKey,
+    pub a_invite: Message,
+    pub branches: Vec<Branch>,
+    pub b: Option<Leg>,
+    pub media: Option<media::Session>,
+    pub pending_ack: Option<PendingAck>,
+    /// The last ACK sent per side, re-sent when a 2xx is retransmitted.
+    pub last_ack: [Option<(Message, Peer)>; 2],
+    pub started: Instant,
+}
+
+impl Call {
+    fn leg(&self, side: Side) -> Option<&Leg> {
+        match side {
+            Side::A => Some(&self.a),
+            Side::B => self.b.as_ref(),
+        }
+    }
+
+    fn leg_mut(&mut self, side: Side) -> Option<&mut Leg> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut(),
+        }
+    }
+}
+
+/// Why we started a client transaction.
+#[derive(Debug)]
+pub(crate) enum ClientTx {
+    /// A B-leg INVITE of a call.
+    BInvite { call: CallId, branch: usize },
+    /// A request relayed from one leg to the other; its response goes back
+    /// through `origin`, the server transaction of the first leg.
+    Relayed {
+        call: CallId,
+        origin: TxKey,
+        origin_msg: Message,
+        to_side: Side,
+    },
+    /// BYE or CANCEL we sent; the answer needs no action.
+    Fire,
+}
+
+fn side_idx(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl Core {
+    pub(crate) fn on_invite(
+        &mut self,
+        now: Instant,
+        wall: std::time::SystemTime,
+        key: TxKey,
+        msg: Message,
+        from: Peer,
+    ) {
+        // Max-Forwards: we are about to forward (RFC 3261 §16.3 step 3 applies to the B-leg too).
+        let max_forwards = msg.u32_header(&HeaderName::MaxForwards).ok().flatten().unwrap_or(70);
+        if max_forwards == 0 {
+            let resp = self.response(&msg, 483);
+            self.tx.send_response(now, &key, resp);
+            return;
+        }
+        if self.is_loop(&msg) {
+            let resp = self.response(&msg, 482);
+            self.tx.send_response(now, &key, resp);
+            return;
+        }
+        if !msg.body.is_empty() && !is_sdp(&msg) {
+            let mut resp = self.response(&msg, 415);
+            resp.push(HeaderName::Accept, "application/sdp");
+            self.tx.send_response(now, &key, resp);
+            return;
+        }
+        let Some(caller) = self.authenticate_caller(now, wall, &key, &msg, from) else {
+            return;
+        };
+        let a_tag = new_tag();
+        let mut trying = Message::response_to(&msg, 100, None);
+        trying.push(HeaderName::Server, self.settings.user_agent.clone());
+        self.tx.send_response(now, &key, trying);
+
+        let dialled = msg
+            .request_uri()
+            .and_then(|u| u.user_str())
+            .map(|u| u.split(';').next().unwrap_or(u).to_string())
+            .unwrap_or_default();
+        let reject = |core: &mut Core, code: u16, why: &str| {
+            info!(%caller, %dialled, code, why, "call refused");
+            core.stats.calls_failed += 1;
+            let mut resp = Message::response_to(&msg, code, Some(&a_tag));
+            resp.push(HeaderName::Server, core.settings.user_agent.clone());
+            core.tx.send_response(now, &key, resp);
+        };
+        if !self.settings.extensions.contains_key(&dialled) {
+            reject(self, 404, "unknown number");
+            return;
+        }
+        let contacts = self.registrar.location().lookup(&dialled, now);
+        if contacts.is_empty() {
+            reject(self, 480, "callee not registered");
+            return;
+        }
+        let offer = if msg.body.is_empty() {
+            None
+        } else {
+            match sdp_glue::parse(&msg.body) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    reject(self, 400, &format!("bad SDP: {e}"));
+                    return;
+                }
+            }
+        };
+        let session = match self.relay.create_session() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "no media ports for a new call");
+                reject(self, 503, "no media ports");
+                return;
+            }
+        };
+        if let Some(offer) = &offer {
+            sdp_glue::learn_remote(&session, media::Side::A, offer);
+        }
+        // Silence while ringing is normal; the dead-media watch starts at answer.
+        session.set_dead_media_check(false);
+
+        let id = self.next_call;
+        self.next_call += 1;
+        self.stats.calls_started += 1;
+        let a_call_id = msg.call_id().cloned().unwrap_or_default();
+        let a = Leg {
+            call_id: a_call_id.clone(),
+            local_hdr: with_tag(msg.header(&HeaderName::To).cloned().unwrap_or_default(), &a_tag),
+            remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
+            remote_target: first_contact_uri(&msg).unwrap_or_else(|| Uri::sip(Some(&caller), &from.addr.ip().to_string(), Some(from.addr.port()))),
+            route_set: msg.headers_named(&HeaderName::RecordRoute).cloned().collect(),
+            peer: from,
+            local_cseq: rand::random::<u16>() as u32 + 1,
+            remote_cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
+        };
+        let caller_name = self
+            .settings
+            .extensions
+            .get(&caller)
+            .map(|e| e.name.clone())
+            .unwrap_or_default();
+
+        let mut branches = Vec::with_capacity(contacts.len());
+        let b_body = offer
+            .as_ref()
+            .map(|o| sdp_glue::rewrite(o, session.advertise_ip(), session.local_port(media::Side::B)));
+        for (i, binding) in contacts.iter().enumerate() {
+            let call_id = Bytes::from(format!("{:016x}{:08x}@{}", rand::random::<u64>(), i, self.settings.domain));
+            let local = self.settings.local_addr(binding.source.transport);
+            let from_hdr = format!(
+                "\"{}\" <sip:{}@{}>;tag={}",
+                caller_name.replace('"', ""),
+                caller,
+                self.settings.domain,
+                new_tag()
+            );
+            let to_hdr = format!("<sip:{}@{}>", dialled, self.settings.domain);
+            let mut inv = Message::request(Method::Invite, binding.contact.clone());
+            inv.push(HeaderName::Via, via_value(binding.source.transport, local));
+            inv.push(HeaderName::MaxForwards, (max_forwards - 1).to_string());
+            inv.push(HeaderName::From, from_hdr);
+            inv.push(HeaderName::To, to_hdr);
+            inv.push(HeaderName::CallId, call_id.clone());
+            inv.push(HeaderName::CSeq, "1 INVITE");
+            inv.push(HeaderName::Contact, format!("<sip:{}@{};transport={}>", caller, local, binding.source.transport));
+            inv.push(HeaderName::Allow, ALLOW);
+            inv.push(HeaderName::UserAgent, self.settings.user_agent.clone());
+            if let Some(body) = &b_body {
+                inv.set_body("application/sdp", body.clone());
+            }
+            let peer = binding.source;
+            let key = self.tx.send_request(now, inv.clone(), peer);
+            self.client_txs.insert(key, ClientTx::BInvite { call: id, branch: i });
+            self.dialogs.insert(call_id.clone(), (id, Side::B));
+            branches.push(Branch {
+                invite: inv,
+                peer,
+                call_id,
+                state: BranchState::Calling,
+                final_code: None,
+                cancel_pending: false,
+            });
+        }
+        info!(call = id, %caller, callee = %dialled, branches = branches.len(), "call ringing");
+        self.media_sessions.insert(session.id(), id);
+        self.dialogs.insert(a_call_id, (id, Side::A));
+        self.a_invites.insert(key.clone(), id);
+        self.add_timer(now + self.settings.ring_timeout, CoreTimer::RingTimeout(id));
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                state: CallState::Ringing,
+                caller,
+                callee: dialled,
+                a,
+                a_tag,
+                a_invite_key: key,
+                a_invite: msg,
+                branches,
+                b: None,
+                media: Some(session),
+                pending_ack: None,
+                last_ack: [None, None],
+                started: now,
+            },
+        );
+    }
+
+    /// A request of ours came back to us (RFC 3261 §16.3 step 4, as far as a B2BUA can tell).
+    fn is_loop(&self, msg: &Message) -> bool {
+        let Ok(vias) = msg.vias() else { return false };
+        vias.iter().any(|v| {
+            let ours = self.settings.advertised.values().any(|a| {
+                v.host_str() == a.ip().to_string() && v.port.unwrap_or(5060) == a.port()
+            });
+            ours && v.branch().is_some_and(|b| self.is_our_invite_branch(b))
+        })
+    }
+
+    fn is_our_invite_branch(&self, branch: &Bytes) -> bool {
+        self.calls.values().flat_map(|c| c.branches.iter()).any(|b| {
+            b.invite
+                .top_via()
+                .ok()
+                .and_then(|v| v.branch().cloned())
+                .is_some_and(|ours| &ours == branch)
+        })
+    }
+
+    pub(crate) fn on_cancel(&mut self, now: Instant, key: TxKey, invite: Option<TxKey>, msg: &Message) {
+        let call = invite.as_ref().and_then(|k| self.a_invites.get(k)).copied();
+        let Some(call) = call else {
+            let resp = self.response(msg, 481);
+            self.tx.send_response(now, &key, resp);
+            return;
+        };
+        let resp = self.response(msg, 200);
+        self.tx.send_response(now, &key, resp);
+        let ringing = self.calls.get(&call).is_some_and(|c| c.state == CallState::Ringing);
+        if ringing {
+            info!(call, "caller cancelled");
+            self.fail_a(now, call, 487, None);
+            self.cancel_branches(now, call, None);
+            self.finish(call, "cancelled by caller");
+        }
+    }
+
+    /// Sends a final non-2xx to the caller's INVITE.
+    fn fail_a(&mut self, now: Instant, call: CallId, code: u16, warning: Option<String>) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let mut resp = Message::response_to(&c.a_invite, code, Some(&c.a_tag));
+        resp.push(HeaderName::Server, self.settings.user_agent.clone());
+        if let Some(w) = warning {
+            resp.push(HeaderName::Warning, w);
+        }
+        let key = c.a_invite_key.clone();
+        self.tx.send_response(now, &key, resp);
+    }
+
+    /// CANCELs every branch still ringing, except `keep`.
+    fn cancel_branches(&mut self, now: Instant, call: CallId, keep: Option<usize>) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let mut cancels = Vec::new();
+        for (i, b) in c.branches.iter_mut().enumerate() {
+            if Some(i) == keep {
+                continue;
+            }
+            match b.state {
+                BranchState::Ringing => {
+                    b.state = BranchState::Cancelled;
+                    cancels.push((cancel_for(&b.invite), b.peer));
+                }
+                // No provisional yet: the CANCEL must wait for one (RFC 3261 §9.1).
+                BranchState::Calling => {
+                    b.state = BranchState::Cancelled;
+                    b.cancel_pending = true;
+                }
+                _ => {}
+            }
+        }
+        for (cancel, peer) in cancels {
+            let k = self.tx.send_request(now, cancel, peer);
+            self.client_txs.insert(k, ClientTx::Fire);
+        }
+    }
+
+    pub(crate) fn on_ack(&mut self, msg: &Message, _accepted: Option<TxKey>) {
+        let Some(&(call, side)) = msg.call_id().ok().and_then(|id| self.dialogs.get(id)) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(p) = c.pending_ack.take() else { return };
+        if p.side == side {
+            // Not the ACK we waited for; keep waiting.
+            c.pending_ack = Some(p);
+            return;
+        }
+        let target = p.side;
+        let body = if msg.body.is_empty() {
+            None
+        } else {
+            // Late offer: the ACK carries the answer.
+            sdp_glue::parse(&msg.body).ok().map(|sdp| {
+                if let Some(m) = &c.media {
+                    sdp_glue::learn_remote(m, side.media(), &sdp);
+                    sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(target.media()))
+                } else {
+                    msg.body.clone()
+                }
+            })
+        };
+        let Some(leg) = c.leg(target) else { return };
+        let mut ack = in_dialog_request(&self.settings, leg, Method::Ack, p.cseq);
+        if let Some(b) = body {
+            ack.set_body("application/sdp", b);
+        }
+        let peer = leg.peer;
+        self.tx.send_stateless(&ack, peer);
+        c.last_ack[side_idx(target)] = Some((ack, peer));
+    }
+
+    pub(crate) fn on_response(&mut self, now: Instant, key: TxKey, msg: Message) {
+        let Some(kind) = self.client_txs.get(&key) else { return };
+        match kind {
+            ClientTx::BInvite { call, branch } => {
+                let (call, branch) = (*call, *branch);
+                self.on_b_invite_response(now, call, branch, msg);
+            }
+            ClientTx::Relayed { .. } => self.on_relayed_response(now, &key, msg),
+            ClientTx::Fire => {}
+        }
+    }
+
+    fn on_b_invite_response(&mut self, now: Instant, call: CallId, branch: usize, msg: Message) {
+        let Some(code) = msg.status() else { return };
+        let contact = self
+            .calls
+            .get(&call)
+            .map(|c| self.our_contact(&c.callee, c.a.peer))
+            .unwrap_or_default();
+        let Some(c) = self.calls.get_mut(&call) else {
+            // The call is gone: a late 2xx still needs ACK and BYE.
+            if (200..300).contains(&code) {
+                self.ack_and_bye(now, &msg, None);
+            }
+            return;
+        };
+        let winner = c.branches.iter().position(|b| b.state == BranchState::Answered);
+        let Some(b) = c.branches.get_mut(branch) else { return };
+        if code < 200 {
+            if code == 100 {
+                if b.cancel_pending {
+                    b.cancel_pending = false;
+                    let (cancel, peer) = (cancel_for(&b.invite), b.peer);
+                    let k = self.tx.send_request(now, cancel, peer);
+                    self.client_txs.insert(k, ClientTx::Fire);
+                }
+                return;
+            }
+            if b.cancel_pending {
+                b.cancel_pending = false;
+                let (cancel, peer) = (cancel_for(&b.invite), b.peer);
+                let k = self.tx.send_request(now, cancel, peer);
+                self.client_txs.insert(k, ClientTx::Fire);
+                return;
+            }
+            if b.state == BranchState::Calling {
+                b.state = BranchState::Ringing;
+            }
+            if c.state != CallState::Ringing || b.state == BranchState::Cancelled {
+                return;
+            }
+            // Relay 180/183; early media SDP is rewritten to the relay.
+            let mut resp = Message::response_to(&c.a_invite, code, Some(&c.a_tag));
+            if let sip::StartLine::Response(r) = &mut resp.start {
+                if let sip::StartLine::Response(orig) = &msg.start {
+                    r.reason = orig.reason.clone();
+                }
+            }
+            resp.push(HeaderName::Contact, contact.clone());
+            if !msg.body.is_empty() && is_sdp(&msg) {
+                if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), &c.media) {
+                    sdp_glue::learn_remote(m, media::Side::B, &sdp);
+                    resp.set_body(
+                        "application/sdp",
+                        sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(media::Side::A)),
+                    );
+                }
+            }
+            let key = c.a_invite_key.clone();
+            self.tx.send_response(now, &key, resp);
+            return;
+        }
+        if (200..300).contains(&code) {
+            if c.state == CallState::Answered {
+                if winner == Some(branch) {
+                    // A retransmitted 2xx: our ACK got lost.
+                    if let Some((ack, peer)) = &c.last_ack[side_idx(Side::B)] {
+                        let (ack, peer) = (ack.clone(), *peer);
+                        self.tx.send_stateless(&ack, peer);
+                    }
+                } else {
+                    let peer = b.peer;
+                    self.ack_and_bye(now, &msg, Some(peer));
+                }
+                return;
+            }
+            if b.state == BranchState::Cancelled {
+                // Answered while we cancelled it: the call still rings
+                // elsewhere or is over; either way this leg must end.
+                let peer = b.peer;
+                self.ack_and_bye(now, &msg, Some(peer));
+                return;
+            }
+            b.state = BranchState::Answered;
+            let peer = b.peer;
+            let b_call_id = b.call_id.clone();
+            let b_local = b.invite.header(&HeaderName::From).cloned().unwrap_or_default();
+            let mut route_set: Vec<Bytes> = msg.headers_named(&HeaderName::RecordRoute).cloned().collect();
+            route_set.reverse();
+            let remote_target = first_contact_uri(&msg).unwrap_or_else(|| b.invite.request_uri().cloned().unwrap_or_else(|| Uri::sip(None, "invalid", None)));
+            c.b = Some(Leg {
+                call_id: b_call_id,
+                local_hdr: b_local,
+                remote_hdr: msg.header(&HeaderName::To).cloned().unwrap_or_default(),
+                remote_target,
+                route_set,
+                peer,
+                local_cseq: 1,
+                remote_cseq: 0,
+            });
+            c.state = CallState::Answered;
+            if let Some(m) = &c.media {
+                m.set_dead_media_check(true);
+            }
+            // The caller's ACK releases ours to the callee (it may carry a late answer).
+            c.pending_ack = Some(PendingAck { side: Side::B, cseq: 1 });
+            let mut resp = Message::response_to(&c.a_invite, 200, Some(&c.a_tag));
+            resp.push(HeaderName::Contact, contact.clone());
+            resp.push(HeaderName::Allow, ALLOW);
+            resp.push(HeaderName::Server, self.settings.user_agent.clone());
+            if !msg.body.is_empty() {
+                if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), &c.media) {
+                    sdp_glue::learn_remote(m, media::Side::B, &sdp);
+                    resp.set_body(
+                        "application/sdp",
+                        sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(media::Side::A)),
+                    );
+                }
+            }
+            let key = c.a_invite_key.clone();
+            info!(call, caller = %c.caller, callee = %c.callee, "call answered");
+            self.stats.calls_answered += 1;
+            self.events.push_back(CoreEvent::CallAnswered { call });
+            self.tx.send_response(now, &key, resp);
+            self.cancel_timers(|t| *t == CoreTimer::RingTimeout(call));
+            self.cancel_branches(now, call, Some(branch));
+            return;
+        }
+        // A final failure on this branch.
+        b.state = if b.state == BranchState::Cancelled {
+            BranchState::Cancelled
+        } else {
+            BranchState::Failed
+        };
+        b.final_code = Some(code);
+        let b_call_id = b.call_id.clone();
+        self.dialogs.remove(&b_call_id);
+        self.branch_done(now, call, code);
+    }
+
+    /// After a branch ended without answer: when none is left, answer the caller.
+    fn branch_done(&mut self, now: Instant, call: CallId, _code: u16) {
+        let Some(c) = self.calls.get(&call) else { return };
+        if c.state != CallState::Ringing {
+            return;
+        }
+        let pending = c
+            .branches
+            .iter()
+            .any(|b| matches!(b.state, BranchState::Calling | BranchState::Ringing));
+        if pending {
+            return;
+        }
+        let code = best_final(c.branches.iter().filter_map(|b| b.final_code));
+        info!(call, code, "call failed on every branch");
+        self.stats.calls_failed += 1;
+        self.fail_a(now, call, code, None);
+        self.finish(call, &format!("callee answered {code}"));
+    }
+
+    pub(crate) fn on_stray_response(&mut self, now: Instant, msg: &Message, from: Peer) {
+        // A 2xx to an INVITE whose transaction is gone: if it is our
+        // answered B-leg, re-send the ACK; else ACK and BYE it.
+        let Ok(cseq) = msg.cseq() else { return };
+        if cseq.method != Method::Invite || !msg.status().is_some_and(|s| (200..300).contains(&s)) {
+            return;
+        }
+        if let Some(&(call, side)) = msg.call_id().ok().and_then(|id| self.dialogs.get(id)) {
+            if let Some((ack, peer)) = self
+                .calls
+                .get(&call)
+                .and_then(|c| c.last_ack[side_idx(side)].clone())
+            {
+                self.tx.send_stateless(&ack, peer);
+                return;
+            }
+            if self.calls.get(&call).is_some_and(|c| c.pending_ack.is_some()) {
+                return;
+            }
+        }
+        self.ack_and_bye(now, msg, Some(from));
+    }
+
+    /// ACKs a 2xx that no call wants and sends BYE on its dialog.
+    fn ack_and_bye(&mut self, now: Instant, msg: &Message, peer: Option<Peer>) {
+        let Ok(to) = msg.to_hdr() else { return };
+        let Some(peer) = peer else { return };
+        let Ok(cseq) = msg.cseq() else { return };
+        let Some(from) = msg.header(&HeaderName::From).cloned() else { return };
+        let Some(to_raw) = msg.header(&HeaderName::To).cloned() else { return };
+        let Ok(call_id) = msg.call_id().cloned() else { return };
+        let target = first_contact_uri(msg).unwrap_or(to.uri);
+        let mut route_set: Vec<Bytes> = msg.headers_named(&HeaderName::RecordRoute).cloned().collect();
+        route_set.reverse();
+        let leg = Leg {
+            call_id,
+            local_hdr: from,
+            remote_hdr: to_raw,
+            remote_target: target,
+            route_set,
+            peer,
+            local_cseq: cseq.seq,
+            remote_cseq: 0,
+        };
+        let ack = in_dialog_request(&self.settings, &leg, Method::Ack, cseq.seq);
+        self.tx.send_stateless(&ack, peer);
+        let bye = in_dialog_request(&self.settings, &leg, Method::Bye, cseq.seq + 1);
+        let k = self.tx.send_request(now, bye, peer);
+        self.client_txs.insert(k, ClientTx::Fire);
+        debug!("late 2xx acknowledged and hung up");
+    }
+
+    pub(crate) fn on_client_timeout(&mut self, now: Instant, key: TxKey) {
+        match self.client_txs.remove(&key) {
+            Some(ClientTx::BInvite { call, branch }) => {
+                if let Some(b) = self.calls.get_mut(&call).and_then(|c| c.branches.get_mut(branch)) {
+                    if matches!(b.state, BranchState::Calling | BranchState::Ringing | BranchState::Cancelled) {
+                        b.state = BranchState::Failed;
+                        b.final_code = Some(408);
+                        let id = b.call_id.clone();
+                        self.dialogs.remove(&id);
+                    }
+                }
+                self.branch_done(now, call, 408);
+            }
+            Some(ClientTx::Relayed { call, origin, origin_msg, .. }) => {
+                let resp = self.response(&origin_msg, 408);
+                self.tx.send_response(now, &origin, resp);
+                // A dialog whose peer stopped answering is over (RFC 3261 §12.2.1.2).
+                self.end_call_both(now, call, "in-dialog request timed out");
+            }
+            Some(ClientTx::Fire) | None => {}
+        }
+    }
+
+    pub(crate) fn on_ack_timeout(&mut self, now: Instant, key: TxKey) {
+        if let Some(call) = self.a_invites.remove(&key) {
+            if self.calls.get(&call).is_some_and(|c| c.pending_ack.is_some()) {
+                warn!(call, "caller never acknowledged the answer, ending the call");
+                self.end_call_both(now, call, "no ACK");
+            }
+        }
+    }
+
+    pub(crate) fn ring_timeout(&mut self, now: Instant, call: CallId) {
+        let ringing = self.calls.get(&call).is_some_and(|c| c.state == CallState::Ringing);
+        if !ringing {
+            return;
+        }
+        info!(call, "no answer within the ring timeout");
+        self.stats.calls_failed += 1;
+        self.fail_a(now, call, 480, None);
+        self.cancel_branches(now, call, None);
+        self.finish(call, "ring timeout");
+    }
+
+    /// Ends a call on both legs from our side (dead media, shutdown, errors).
+    pub(crate) fn end_call_both(&mut self, now: Instant, call: CallId, reason: &str) {
+        let Some(c) = self.calls.get(&call) else { return };
+        match c.state {
+            CallState::Ringing => {
+                self.fail_a(now, call, if reason == "shutdown" { 503 } else { 500 }, None);
+                self.cancel_branches(now, call, None);
+            }
+            CallState::Answered => {
+                self.send_bye(now, call, Side::A);
+                self.send_bye(now, call, Side::B);
+            }
+        }
+        self.finish(call, reason);
+    }
+
+    fn send_bye(&mut self, now: Instant, call: CallId, side: Side) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(leg) = c.leg_mut(side) else { return };
+        leg.local_cseq += 1;
+        let bye = in_dialog_request(&self.settings, leg, Method::Bye, leg.local_cseq);
+        let peer = leg.peer;
+        let k = self.tx.send_request(now, bye, peer);
+        self.client_txs.insert(k, ClientTx::Fire);
+    }
+
+    /// The one place a call ends: media released, dialogs and timers forgotten.
+    pub(crate) fn finish(&mut self, call: CallId, reason: &str) {
+        let Some(mut c) = self.calls.remove(&call) else { return };
+        if let Some(m) = c.media.take() {
+            self.media_sessions.remove(&m.id());
+            m.release();
+        }
+        self.dialogs.remove(&c.a.call_id);
+        for b in &c.branches {
+            self.dialogs.remove(&b.call_id);
+        }
+        // Keep the A INVITE mapping until its transaction ends (a late ACK/CANCEL), but not the call.
+        self.a_invites.retain(|_, v| *v != call);
+        for (_, kind) in self.client_txs.iter_mut() {
+            if let ClientTx::BInvite { call: cid, .. } = kind {
+                if *cid == call {
+                    *kind = ClientTx::Fire;
+                }
+            }
+        }
+        self.cancel_timers(|t| *t == CoreTimer::RingTimeout(call));
+        let secs = c.started.elapsed().as_secs();
+        info!(call, caller = %c.caller, callee = %c.callee, reason, secs, "call ended");
+        self.events.push_back(CoreEvent::CallEnded {
+            call,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// BYE, re-INVITE, UPDATE, INFO... inside a dialog.
+    pub(crate) fn on_in_dialog(&mut self, now: Instant, key: TxKey, msg: Message, _from: Peer, method: Method) {
+        let found = msg.call_id().ok().and_then(|id| self.dialogs.get(id)).copied();
+        let Some((call, side)) = found else {
+            let resp = self.response(&msg, 481);
+            self.tx.send_response(now, &key, resp);
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            let resp = self.response(&msg, 481);
+            self.tx.send_response(now, &key, resp);
+            return;
+        };
+        // RFC 3261 §12.2.2: requests out of CSeq order are refused.
+        let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+        if let Some(leg) = c.leg_mut(side) {
+            if cseq != 0 && leg.remote_cseq != 0 && cseq < leg.remote_cseq {
+                let resp = Message::response_to(&msg, 500, None);
+                self.tx.send_response(now, &key, resp);
+                return;
+            }
+            leg.remote_cseq = cseq;
+        }
+        match method {
+            Method::Bye => {
+                let resp = Message::response_to(&msg, 200, None);
+                self.tx.send_response(now, &key, resp);
+                info!(call, ?side, "hang-up");
+                if c.state == CallState::Answered {
+                    self.send_bye(now, call, side.other());
+                } else if side == Side::A {
+                    self.fail_a(now, call, 487, None);
+                    self.cancel_branches(now, call, None);
+                }
+                let who = if side == Side::A { "caller hung up" } else { "callee hung up" };
+                self.finish(call, who);
+            }
+            Method::Options => {
+                let mut resp = Message::response_to(&msg, 200, None);
+                resp.push(HeaderName::Allow, ALLOW);
+                resp.push(HeaderName::Accept, crate::core::ACCEPT);
+                self.tx.send_response(now, &key, resp);
+            }
+            Method::Invite | Method::Update | Method::Info | Method::Notify if c.state == CallState::Answered => {
+                self.relay_in_dialog(now, call, side, key, msg, method);
+            }
+            _ => {
+                let mut resp = Message::response_to(&msg, if c.state == CallState::Answered { 501 } else { 491 }, None);
+                resp.push(HeaderName::Allow, ALLOW);
+                self.tx.send_response(now, &key, resp);
+            }
+        }
+    }
+
+    /// Relays an in-dialog request to the other leg, SDP rewritten.
+    fn relay_in_dialog(&mut self, now: Instant, call: CallId, side: Side, key: TxKey, msg: Message, method: Method) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let to_side = side.other();
+        let mut body = None;
+        if !msg.body.is_empty() {
+            if matches!(method, Method::Invite | Method::Update) && is_sdp(&msg) {
+                match (sdp_glue::parse(&msg.body), &c.media) {
+                    (Ok(sdp), Some(m)) => {
+                        // A new offer re-arms latching: the phone may have moved.
+                        sdp_glue::learn_remote(m, side.media(), &sdp);
+                        body = Some((
+                            Bytes::from_static(b"application/sdp"),
+                            sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(to_side.media())),
+                        ));
+                    }
+                    (Err(e), _) => {
+                        let mut resp = Message::response_to(&msg, 400, None);
+                        if let sip::StartLine::Response(r) = &mut resp.start {
+                            r.reason = Bytes::from(format!("Bad SDP: {e}"));
+                        }
+                        self.tx.send_response(now, &key, resp);
+                        return;
+                    }
+                    _ => {}
+                }
+            } else {
+                let ct = msg
+                    .header(&HeaderName::ContentType)
+                    .cloned()
+                    .unwrap_or_else(|| Bytes::from_static(b"application/octet-stream"));
+                body = Some((ct, msg.body.clone()));
+            }
+        }
+        let callee = c.callee.clone();
+        let caller = c.caller.clone();
+        let Some(leg) = c.leg_mut(to_side) else { return };
+        leg.local_cseq += 1;
+        let mut req = in_dialog_request(&self.settings, leg, method.clone(), leg.local_cseq);
+        if matches!(method, Method::Invite | Method::Update) {
+            let user = if to_side == Side::B { &caller } else { &callee };
+            let contact = format!("<sip:{}@{};transport={}>", user, self.settings.local_addr(leg.peer.transport), leg.peer.transport);
+            req.push(HeaderName::Contact, contact);
+            req.push(HeaderName::Allow, ALLOW);
+        }
+        for name in ["Info-Package", "Event", "Subscription-State"] {
+            if let Some(v) = msg.header_str(name) {
+                req.push(HeaderName::Other(Bytes::copy_from_slice(name.as_bytes())), v.clone());
+            }
+        }
+        if let Some((ct, b)) = body {
+            let ct = String::from_utf8_lossy(&ct).into_owned();
+            req.set_body(&ct, b);
+        }
+        let peer = leg.peer;
+        let k = self.tx.send_request(now, req, peer);
+        self.client_txs.insert(
+            k,
+            ClientTx::Relayed {
+                call,
+                origin: key,
+                origin_msg: msg,
+                to_side,
+            },
+        );
+    }
+
+    fn on_relayed_response(&mut self, now: Instant, key: &TxKey, msg: Message) {
+        let Some(ClientTx::Relayed { call, origin, origin_msg, to_side }) = self.client_txs.get(key) else {
+            return;
+        };
+        let (call, origin, to_side) = (*call, origin.clone(), *to_side);
+        let Some(code) = msg.status() else { return };
+        if code == 100 {
+            return;
+        }
+        let is_invite = origin_msg.method() == Some(&Method::Invite);
+        let mut resp = Message::response_to(origin_msg, code, None);
+        if let (sip::StartLine::Response(r), sip::StartLine::Response(orig)) = (&mut resp.start, &msg.start) {
+            r.reason = orig.reason.clone();
+        }
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let from_side = to_side.other();
+        if (200..300).contains(&code) {
+            let user = if from_side == Side::A { &c.callee } else { &c.caller };
+            let peer = c.leg(from_side).map(|l| l.peer).unwrap_or(c.a.peer);
+            resp.push(HeaderName::Contact, format!("<sip:{}@{};transport={}>", user, self.settings.local_addr(peer.transport), peer.transport));
+        }
+        if !msg.body.is_empty() && is_sdp(&msg) {
+            if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), &c.media) {
+                sdp_glue::learn_remote(m, to_side.media(), &sdp);
+                resp.set_body(
+                    "application/sdp",
+                    sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(from_side.media())),
+                );
+            }
+        } else if !msg.body.is_empty() {
+            let ct = msg.header(&HeaderName::ContentType).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            resp.set_body(&ct, msg.body.clone());
+        }
+        if is_invite && (200..300).contains(&code) {
+            let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+            if let Some(leg) = c.leg_mut(to_side) {
+                if let Some(t) = first_contact_uri(&msg) {
+                    leg.remote_target = t;
+                }
+            }
+            c.pending_ack = Some(PendingAck { side: to_side, cseq });
+        }
+        self.tx.send_response(now, &origin, resp);
+    }
+
+    /// Our Contact towards a phone: the extension it talks to, at our address.
+    fn our_contact(&self, user: &str, peer: Peer) -> String {
+        format!(
+            "<sip:{}@{};transport={}>",
+            user,
+            self.settings.local_addr(peer.transport),
+            peer.transport
+        )
+    }
+
+    /// The ports and counters of a call's media, for status and tests.
+    pub fn call_media_stats(&self) -> Vec<(CallId, media::SessionStats)> {
+        self.calls
+            .values()
+            .filter_map(|c| c.media.as_ref().map(|m| (c.id, m.stats())))
+            .collect()
+    }
+}
+
+/// The best final response to give the caller when every branch failed
+/// (RFC 3261 §16.7 step 6, simplified: 6xx first, then busy, then the lowest class).
+fn best_final(codes: impl Iterator<Item = u16>) -> u16 {
+    let codes: Vec<u16> = codes.collect();
+    if let Some(c) = codes.iter().find(|c| **c >= 600) {
+        return *c;
+    }
+    if codes.contains(&486) {
+        return 486;
+    }
+    let c = codes
+        .iter()
+        .copied()
+        .filter(|c| *c != 487 && *c != 408)
+        .min()
+        .or_else(|| codes.iter().copied().min())
+        .unwrap_or(480);
+    // A timeout on every branch is "nobody answered", not a server fault.
+    if c == 408 {
+        480
+    } else {
+        c
+    }
+}
+
+pub(crate) fn via_value(t: sip::TransportKind, local: std::net::SocketAddr) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={};rport",
+        t.via_token(),
+        local,
+        sip::transaction::new_branch()
+    )
+}
+
+/// A request within a dialog (RFC 3261 §12.2.1.1).
+pub(crate) fn in_dialog_request(settings: &crate::settings::Settings, leg: &Leg, method: Method, cseq: u32) -> Message {
+    let local = settings.local_addr(leg.peer.transport);
+    let mut req = Message::request(method.clone(), leg.remote_target.clone());
+    req.push(HeaderName::Via, via_value(leg.peer.transport, local));
+    req.push(HeaderName::MaxForwards, "70");
+    req.push(HeaderName::From, leg.local_hdr.clone());
+    req.push(HeaderName::To, leg.remote_hdr.clone());
+    req.push(HeaderName::CallId, leg.call_id.clone());
+    req.push(HeaderName::CSeq, format!("{cseq} {method}"));
+    for r in &leg.route_set {
+        req.push(HeaderName::Route, r.clone());
+    }
+    req.push(HeaderName::UserAgent, settings.user_agent.clone());
+    req
+}
+
+/// The CANCEL of an INVITE we sent (RFC 3261 §9.1).
+fn cancel_for(invite: &Message) -> Message {
+    let uri = invite.request_uri().cloned().unwrap_or_else(|| Uri::sip(None, "invalid", None));
+    let mut c = Message::request(Method::Cancel, uri);
+    if let Some(v) = invite.header(&HeaderName::Via) {
+        c.push(HeaderName::Via, v.clone());
+    }
+    c.push(HeaderName::MaxForwards, "70");
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        if let Some(v) = invite.header(&name) {
+            c.push(name, v.clone());
+        }
+    }
+    let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+    c.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    for r in invite.headers_named(&HeaderName::Route) {
+        c.push(HeaderName::Route, r.clone());
+    }
+    c
+}
+
+fn with_tag(hdr: Bytes, tag: &str) -> Bytes {
+    let mut v = BytesMut::with_capacity(hdr.len() + tag.len() + 5);
+    v.extend_from_slice(&hdr);
+    v.extend_from_slice(b";tag=");
+    v.extend_from_slice(tag.as_bytes());
+    v.freeze()
+}
+
+fn first_contact_uri(msg: &Message) -> Option<Uri> {
+    msg.contacts().ok().flatten().and_then(|c| c.into_iter().next()).map(|c| c.uri)
+}
+
+pub(crate) fn is_sdp(msg: &Message) -> bool {
+    msg.header(&HeaderName::ContentType)
+        .map(|ct| {
+            let ct = ct.split(|&c| c == b';').next().unwrap_or(ct);
+            String::from_utf8_lossy(ct).trim().eq_ignore_ascii_case("application/sdp")
+        })
+        .unwrap_or(true)
+}

@@ -1,0 +1,172 @@
+//! The async shell around [`Core`]: binds the transports and the relay,
+//! feeds the core what arrives and when its timers are due, and sends what
+//! it returns. All protocol decisions live in the core.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use sip::transport::TransportHandle;
+use sip::ListenSpec;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::core::{Core, CoreStats};
+use crate::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {spec}: {source}")]
+    Bind {
+        spec: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the media relay: {0}")]
+    Media(#[from] media::MediaError),
+}
+
+pub struct ServerConfig {
+    pub settings: Settings,
+    pub listen: Vec<ListenSpec>,
+    /// The address we put in Via/Contact when a listener is bound to 0.0.0.0 / [::].
+    pub advertise: Option<IpAddr>,
+    pub relay: media::RelayConfig,
+}
+
+/// What the running server shows to the outside (status, tests).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub stats: CoreStats,
+    pub registrations: usize,
+    pub media_sessions: usize,
+    pub media_ports_in_use: usize,
+    pub local: Vec<ListenSpec>,
+}
+
+/// A started server: its bound addresses and a view of its state.
+pub struct Running {
+    pub local: Vec<ListenSpec>,
+    pub snapshot: watch::Receiver<Snapshot>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds everything, then runs until `shutdown` completes; on shutdown every
+/// call is ended with BYE (or a final response) before the task returns.
+pub async fn start(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, ServerError> {
+    let (transport, mut rx) =
+        TransportHandle::bind(&cfg.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                spec: cfg
+                    .listen
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source,
+            })?;
+    let local = transport.local_addrs();
+    let mut settings = cfg.settings;
+    for spec in &local {
+        let ip = if spec.addr.ip().is_unspecified() {
+            cfg.advertise.unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        } else {
+            spec.addr.ip()
+        };
+        settings
+            .advertised
+            .entry(spec.transport)
+            .or_insert(SocketAddr::new(ip, spec.addr.port()));
+    }
+    for spec in &local {
+        info!(listen = %spec, "SIP listening");
+    }
+    let relay = media::Relay::new(cfg.relay)?;
+    let mut dead = relay.dead_media_events();
+    let secret: [u8; 32] = rand::random();
+    let mut core = Core::new(settings, relay, secret);
+    let (snap_tx, snap_rx) = watch::channel(Snapshot {
+        local: local.clone(),
+        ..Snapshot::default()
+    });
+    let local_out = local.clone();
+    let task = tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        let mut last_snapshot = Instant::now();
+        loop {
+            let deadline = core.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    core.handle_received(Instant::now(), SystemTime::now(), msg);
+                    // Take what else is already queued before flushing.
+                    for _ in 0..64 {
+                        match rx.try_recv() {
+                            Ok(m) => core.handle_received(Instant::now(), SystemTime::now(), m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep => core.handle_timeout(Instant::now(), SystemTime::now()),
+                Some(id) = dead.recv() => core.handle_dead_media(Instant::now(), SystemTime::now(), id),
+                _ = &mut shutdown => {
+                    info!(calls = core.stats().active_calls, "shutting down: ending calls");
+                    core.shutdown(Instant::now(), SystemTime::now());
+                    flush(&mut core, &transport);
+                    // Let the BYEs leave and their answers arrive.
+                    let until = Instant::now() + std::time::Duration::from_millis(500);
+                    while Instant::now() < until {
+                        tokio::select! {
+                            Some(m) = rx.recv() => core.handle_received(Instant::now(), SystemTime::now(), m),
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                        }
+                        flush(&mut core, &transport);
+                    }
+                    transport.shutdown();
+                    break;
+                }
+            }
+            flush(&mut core, &transport);
+            if last_snapshot.elapsed() >= std::time::Duration::from_millis(200) {
+                last_snapshot = Instant::now();
+                publish(&core, &snap_tx, &local_out);
+            }
+        }
+        publish(&core, &snap_tx, &local_out);
+    });
+    Ok(Running {
+        local,
+        snapshot: snap_rx,
+        task,
+    })
+}
+
+fn flush(core: &mut Core, transport: &TransportHandle) {
+    while let Some(t) = core.poll_transmit() {
+        transport.send(t.to, t.bytes);
+    }
+}
+
+fn publish(core: &Core, tx: &watch::Sender<Snapshot>, local: &[ListenSpec]) {
+    let snap = Snapshot {
+        stats: core.stats(),
+        registrations: core.registrar().location().count(),
+        media_sessions: core.relay().active_sessions(),
+        media_ports_in_use: core.relay().ports_in_use(),
+        local: local.to_vec(),
+    };
+    let _ = tx.send(snap);
+}
+
+/// Shared so the binary can hold it without knowing the core.
+pub type SharedSnapshot = Arc<watch::Receiver<Snapshot>>;

@@ -1,0 +1,49 @@
+//! What the engine needs to know from the operator's config, as plain data.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sip::TransportKind;
+
+pub use crate::auth::Algorithm;
+
+#[derive(Clone, Debug)]
+pub struct ExtensionInfo {
+    pub number: String,
+    pub name: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The SIP domain and digest realm.
+    pub domain: String,
+    pub user_agent: String,
+    /// How long B-legs ring before the caller gets 480 (default 60 s).
+    pub ring_timeout: Duration,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub extensions: HashMap<String, ExtensionInfo>,
+    /// Our address per transport as we put it in Via and Contact.
+    pub advertised: HashMap<TransportKind, SocketAddr>,
+    /// Digest algorithms offered, one challenge each, in this order. Many
+    /// phones (and SIPp) answer the first challenge only, so MD5 leads by
+    /// default; SHA-256 first is stronger where every phone supports it.
+    pub auth_algorithms: Vec<Algorithm>,
+}
+
+impl Settings {
+    pub fn password_of(&self, user: &str) -> Option<String> {
+        self.extensions.get(user).map(|e| e.password.clone())
+    }
+
+    /// Our address for a transport, falling back to any we have.
+    pub fn local_addr(&self, t: TransportKind) -> SocketAddr {
+        self.advertised
+            .get(&t)
+            .or_else(|| self.advertised.values().next())
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+}

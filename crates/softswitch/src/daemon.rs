@@ -1,0 +1,103 @@
+//! The running daemon: turns the validated config into the engine's
+//! settings, starts the server and stops it cleanly on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use pbx::{ExtensionInfo, ServerConfig, Settings};
+
+use crate::config::{advertised_ip, Config};
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+pub fn server_config(config: &Config) -> ServerConfig {
+    let extensions: HashMap<String, ExtensionInfo> = config
+        .extensions
+        .iter()
+        .map(|e| {
+            (
+                e.number.clone(),
+                ExtensionInfo {
+                    number: e.number.clone(),
+                    name: e.name.clone(),
+                    // `run` provisions every missing password before we get here.
+                    password: e.password.clone().unwrap_or_default(),
+                },
+            )
+        })
+        .filter(|(_, e)| !e.password.is_empty())
+        .collect();
+    let sip_bound = config
+        .sip
+        .listen
+        .first()
+        .map(|l| l.addr.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let media_advertise = advertised_ip(
+        config.media.advertise.or(config.sip.advertise),
+        config.media.bind,
+    );
+    ServerConfig {
+        settings: Settings {
+            domain: config.sip.domain.clone(),
+            user_agent: config.sip.user_agent.clone(),
+            ring_timeout: config.sip.ring_timeout,
+            min_expires: config.sip.min_expires,
+            max_expires: config.sip.max_expires,
+            extensions,
+            advertised: HashMap::new(),
+            auth_algorithms: vec![pbx::settings::Algorithm::Md5, pbx::settings::Algorithm::Sha256],
+        },
+        listen: config.sip.listen.clone(),
+        advertise: Some(advertised_ip(config.sip.advertise, sip_bound)),
+        relay: media::RelayConfig {
+            bind_ip: config.media.bind,
+            advertise_ip: media_advertise,
+            port_min: config.media.port_min,
+            port_max: config.media.port_max,
+            dead_media: config.media.dead_media,
+        },
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let cfg = server_config(&config);
+    let running = pbx::start(cfg, shutdown_signal())
+        .await
+        .context("starting the softswitch")?;
+    tracing::info!(
+        extensions = config.extensions.len(),
+        domain = %config.sip.domain,
+        "softswitch running; SIGINT or SIGTERM ends calls and stops"
+    );
+    running.task.await.context("the engine task failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, and on SIGTERM where there is such a thing.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
