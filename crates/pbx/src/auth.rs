@@ -579,9 +579,12 @@ fn evict_oldest(st: &mut ReplayState) {
 }
 
 /// The digest `uri` must be the Request-URI; only the scheme's case may differ.
+/// The digest `uri` must name the request's target (RFC 7616 §3.4.6). Some
+/// UAs (SIPp among them) put the server's address without the user part,
+/// so the same host and port with no user also counts, as in Kamailio.
 fn uri_matches(digest_uri: &str, request_uri: &[u8]) -> bool {
     let d = digest_uri.as_bytes();
-    match (
+    let exact = match (
         d.iter().position(|&c| c == b':'),
         request_uri.iter().position(|&c| c == b':'),
     ) {
@@ -589,7 +592,20 @@ fn uri_matches(digest_uri: &str, request_uri: &[u8]) -> bool {
             d[..i].eq_ignore_ascii_case(&request_uri[..j]) && d[i..] == request_uri[j..]
         }
         _ => d == request_uri,
+    };
+    if exact {
+        return true;
     }
+    let (Ok(du), Ok(ru)) = (
+        sip::Uri::parse(&bytes::Bytes::copy_from_slice(d)),
+        sip::Uri::parse(&bytes::Bytes::copy_from_slice(request_uri)),
+    ) else {
+        return false;
+    };
+    du.is_sip()
+        && du.host.eq_ignore_ascii_case(&ru.host)
+        && du.port == ru.port
+        && (du.user.is_none() || du.user == ru.user)
 }
 
 fn parse_nc(s: &str) -> Option<u32> {

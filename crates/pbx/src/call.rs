@@ -237,7 +237,7 @@ impl Core {
             remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
             remote_target: first_contact_uri(&msg).unwrap_or_else(|| Uri::sip(Some(&caller), &from.addr.ip().to_string(), Some(from.addr.port()))),
             route_set: msg.headers_named(&HeaderName::RecordRoute).cloned().collect(),
-            peer: from,
+            peer: first_contact_uri(&msg).map_or(from, |c| contact_target(&c, from)),
             local_cseq: rand::random::<u16>() as u32 + 1,
             remote_cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
         };
@@ -276,7 +276,7 @@ impl Core {
             if let Some(body) = &b_body {
                 inv.set_body("application/sdp", body.clone());
             }
-            let peer = binding.source;
+            let peer = contact_target(&binding.contact, binding.source);
             let key = self.tx.send_request(now, inv.clone(), peer);
             self.client_txs.insert(key, ClientTx::BInvite { call: id, branch: i });
             self.dialogs.insert(call_id.clone(), (id, Side::B));
@@ -1004,6 +1004,26 @@ fn cancel_for(invite: &Message) -> Message {
         c.push(HeaderName::Route, r.clone());
     }
     c
+}
+
+/// Where to send requests for a phone: to its Contact when the phone is
+/// where it says it is (same IP as the packets' source), else to the source
+/// address (it is behind NAT and its Contact is unreachable). Connection-
+/// oriented phones are reached on the flow they opened.
+pub(crate) fn contact_target(contact: &Uri, source: Peer) -> Peer {
+    if source.transport.is_reliable() {
+        return source;
+    }
+    let Ok(ip) = contact.host_str().trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>() else {
+        return source;
+    };
+    if ip != source.addr.ip() {
+        return source;
+    }
+    Peer {
+        transport: source.transport,
+        addr: std::net::SocketAddr::new(ip, contact.port.unwrap_or(5060)),
+    }
 }
 
 fn with_tag(hdr: Bytes, tag: &str) -> Bytes {
