@@ -65,6 +65,7 @@ pub(crate) enum BranchState {
 
 #[derive(Debug)]
 pub(crate) struct Branch {
+    pub key: TxKey,
     pub invite: Message,
     pub peer: Peer,
     pub call_id: Bytes,
@@ -137,6 +138,10 @@ pub(crate) enum ClientTx {
     },
     /// BYE or CANCEL we sent; the answer needs no action.
     Fire,
+    /// A B-leg INVITE whose call is over: a 2xx it still gets is ACKed and BYEd.
+    Orphan { peer: Peer },
+    /// An unwanted 2xx was ACKed and BYEd; retransmissions get the ACK again.
+    Acked { ack: Message, peer: Peer },
 }
 
 fn side_idx(side: Side) -> usize {
@@ -276,11 +281,12 @@ impl Core {
             if let Some(body) = &b_body {
                 inv.set_body("application/sdp", body.clone());
             }
-            let peer = contact_target(&binding.contact, binding.source);
+            let peer = fit_transport(&mut inv, contact_target(&binding.contact, binding.source));
             let key = self.tx.send_request(now, inv.clone(), peer);
-            self.client_txs.insert(key, ClientTx::BInvite { call: id, branch: i });
+            self.client_txs.insert(key.clone(), ClientTx::BInvite { call: id, branch: i });
             self.dialogs.insert(call_id.clone(), (id, Side::B));
             branches.push(Branch {
+                key: key.clone(),
                 invite: inv,
                 peer,
                 call_id,
@@ -436,6 +442,18 @@ impl Core {
                 self.on_b_invite_response(now, call, branch, msg);
             }
             ClientTx::Relayed { .. } => self.on_relayed_response(now, &key, msg),
+            ClientTx::Orphan { peer } => {
+                if msg.status().is_some_and(|s| (200..300).contains(&s)) {
+                    let peer = *peer;
+                    self.ack_and_bye_tx(now, &key, &msg, peer);
+                }
+            }
+            ClientTx::Acked { ack, peer } => {
+                if msg.status().is_some_and(|s| (200..300).contains(&s)) {
+                    let (ack, peer) = (ack.clone(), *peer);
+                    self.tx.send_stateless(&ack, peer);
+                }
+            }
             ClientTx::Fire => {}
         }
     }
@@ -509,16 +527,16 @@ impl Core {
                         self.tx.send_stateless(&ack, peer);
                     }
                 } else {
-                    let peer = b.peer;
-                    self.ack_and_bye(now, &msg, Some(peer));
+                    let (key, peer) = (b.key.clone(), b.peer);
+                    self.ack_and_bye_tx(now, &key, &msg, peer);
                 }
                 return;
             }
             if b.state == BranchState::Cancelled {
                 // Answered while we cancelled it: the call still rings
                 // elsewhere or is over; either way this leg must end.
-                let peer = b.peer;
-                self.ack_and_bye(now, &msg, Some(peer));
+                let (key, peer) = (b.key.clone(), b.peer);
+                self.ack_and_bye_tx(now, &key, &msg, peer);
                 return;
             }
             b.state = BranchState::Answered;
@@ -621,14 +639,22 @@ impl Core {
         self.ack_and_bye(now, msg, Some(from));
     }
 
-    /// ACKs a 2xx that no call wants and sends BYE on its dialog.
-    fn ack_and_bye(&mut self, now: Instant, msg: &Message, peer: Option<Peer>) {
-        let Ok(to) = msg.to_hdr() else { return };
-        let Some(peer) = peer else { return };
-        let Ok(cseq) = msg.cseq() else { return };
-        let Some(from) = msg.header(&HeaderName::From).cloned() else { return };
-        let Some(to_raw) = msg.header(&HeaderName::To).cloned() else { return };
-        let Ok(call_id) = msg.call_id().cloned() else { return };
+    /// Like `ack_and_bye`, remembering the ACK for the 2xx retransmissions
+    /// of client transaction `key`.
+    fn ack_and_bye_tx(&mut self, now: Instant, key: &TxKey, msg: &Message, peer: Peer) {
+        if let Some(ack) = self.ack_and_bye(now, msg, Some(peer)) {
+            self.client_txs.insert(key.clone(), ClientTx::Acked { ack, peer });
+        }
+    }
+
+    /// ACKs a 2xx that no call wants and sends BYE on its dialog; returns the ACK.
+    fn ack_and_bye(&mut self, now: Instant, msg: &Message, peer: Option<Peer>) -> Option<Message> {
+        let to = msg.to_hdr().ok()?;
+        let peer = peer?;
+        let cseq = msg.cseq().ok()?;
+        let from = msg.header(&HeaderName::From).cloned()?;
+        let to_raw = msg.header(&HeaderName::To).cloned()?;
+        let call_id = msg.call_id().ok().cloned()?;
         let target = first_contact_uri(msg).unwrap_or(to.uri);
         let mut route_set: Vec<Bytes> = msg.headers_named(&HeaderName::RecordRoute).cloned().collect();
         route_set.reverse();
@@ -648,6 +674,7 @@ impl Core {
         let k = self.tx.send_request(now, bye, peer);
         self.client_txs.insert(k, ClientTx::Fire);
         debug!("late 2xx acknowledged and hung up");
+        Some(ack)
     }
 
     pub(crate) fn on_client_timeout(&mut self, now: Instant, key: TxKey) {
@@ -669,7 +696,7 @@ impl Core {
                 // A dialog whose peer stopped answering is over (RFC 3261 §12.2.1.2).
                 self.end_call_both(now, call, "in-dialog request timed out");
             }
-            Some(ClientTx::Fire) | None => {}
+            Some(ClientTx::Fire | ClientTx::Orphan { .. } | ClientTx::Acked { .. }) | None => {}
         }
     }
 
@@ -731,13 +758,11 @@ impl Core {
         for b in &c.branches {
             self.dialogs.remove(&b.call_id);
         }
-        // Keep the A INVITE mapping until its transaction ends (a late ACK/CANCEL), but not the call.
-        self.a_invites.retain(|_, v| *v != call);
-        for (_, kind) in self.client_txs.iter_mut() {
-            if let ClientTx::BInvite { call: cid, .. } = kind {
-                if *cid == call {
-                    *kind = ClientTx::Fire;
-                }
+        self.a_invites.remove(&c.a_invite_key);
+        // B-leg INVITEs still in flight now only need their final answer absorbed.
+        for b in &c.branches {
+            if let Some(kind) = self.client_txs.get_mut(&b.key) {
+                *kind = ClientTx::Orphan { peer: b.peer };
             }
         }
         self.cancel_timers(|t| *t == CoreTimer::RingTimeout(call));
@@ -857,7 +882,7 @@ impl Core {
             let ct = String::from_utf8_lossy(&ct).into_owned();
             req.set_body(&ct, b);
         }
-        let peer = leg.peer;
+        let peer = fit_transport(&mut req, leg.peer);
         let k = self.tx.send_request(now, req, peer);
         self.client_txs.insert(
             k,
@@ -1004,6 +1029,27 @@ fn cancel_for(invite: &Message) -> Message {
         c.push(HeaderName::Route, r.clone());
     }
     c
+}
+
+/// RFC 3261 §18.1.1: a request too big for a UDP datagram on a 1500-octet
+/// path goes over TCP to the same address, its Via saying so.
+pub(crate) fn fit_transport(msg: &mut Message, peer: Peer) -> Peer {
+    if peer.transport != sip::TransportKind::Udp {
+        return peer;
+    }
+    let len = msg.to_bytes().len();
+    let t = sip::transport::transport_for_request(len, peer.transport);
+    if t == peer.transport {
+        return peer;
+    }
+    if let Some(h) = msg.headers.iter_mut().find(|h| h.name == HeaderName::Via) {
+        let v = String::from_utf8_lossy(&h.value).replacen("SIP/2.0/UDP", "SIP/2.0/TCP", 1);
+        h.value = Bytes::from(v);
+    }
+    Peer {
+        transport: t,
+        addr: peer.addr,
+    }
 }
 
 /// Where to send requests for a phone: to its Contact when the phone is
