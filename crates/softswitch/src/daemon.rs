@@ -49,7 +49,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
             max_expires: config.sip.max_expires,
             extensions,
             advertised: HashMap::new(),
-            auth_algorithms: vec![pbx::settings::Algorithm::Md5, pbx::settings::Algorithm::Sha256],
+            auth_algorithms: config.sip.auth_algorithms.clone(),
         },
         listen: config.sip.listen.clone(),
         advertise: Some(advertised_ip(config.sip.advertise, sip_bound)),

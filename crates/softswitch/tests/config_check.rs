@@ -1,0 +1,416 @@
+//! `softswitch check` and `softswitch run` against config folders on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_softswitch");
+
+const SIP: &str = r#"[sip]
+listen = ["udp:127.0.0.1:5060"]
+domain = "pbx.test"
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn check(dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `check` on a folder expected to be refused and returns stderr.
+fn refused(dir: &Path) -> String {
+    let out = check(dir);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
+
+/// Asserts a line `FILE:LINE:COL: ...cause...` is in `err`.
+fn assert_error(err: &str, file: &Path, line: usize, col: usize, cause: &str) {
+    let prefix = format!("{}:{line}:{col}: ", file.display());
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(cause)),
+        "no `{prefix}...{cause}` in:\n{err}"
+    );
+}
+
+#[test]
+fn default_config_passes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let out = check(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(stdout.starts_with("config OK: 3 extensions"), "{stdout}");
+}
+
+#[test]
+fn toml_syntax_error_has_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        "[sip]\nlisten = [\"udp:127.0.0.1:5060\"\ndomain = \"x\"\n",
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &f, 3, 1, "");
+    assert!(err.lines().count() >= 2, "{err}");
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "a.toml", &format!("{SIP}ring_timout = 30\n"));
+    let err = refused(dir.path());
+    assert_error(&err, &f, 4, 1, "unknown field `ring_timout`");
+}
+
+#[test]
+fn unknown_section_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        &format!("{SIP}[[extensions]]\nnumber = \"1001\"\n"),
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &f, 4, 1, "unknown section `extensions`");
+}
+
+#[test]
+fn shape_errors_in_several_entries_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "{SIP}ring_timeout = \"60\"\n\n[[extension]]\nnumber = 1001\n\n\
+             [[extension]]\nnumber = \"1002\"\npasword = \"x\"\n\n[[extension]]\nname = \"No Number\"\n"
+        ),
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &f, 4, 16, "invalid type: string \"60\", expected u64");
+    assert_error(
+        &err,
+        &f,
+        7,
+        10,
+        "invalid type: integer `1001`, expected a string",
+    );
+    assert_error(&err, &f, 11, 1, "unknown field `pasword`");
+    assert_error(&err, &f, 13, 1, "missing field `number`");
+}
+
+#[test]
+fn dotted_keys_and_inline_tables_work() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        "sip.listen = [\"udp:127.0.0.1:5060\"]\nsip.domain = \"pbx.test\"\n\
+         media = { rtp_ports = \"30000-30099\" }\nextension = [{ number = \"1001\" }, { number = \"1002\" }]\n",
+    );
+    let out = check(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout.contains("2 extensions") && stdout.contains("RTP ports 30000-30099"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn duplicate_extension_across_files_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.toml",
+        &format!("{SIP}\n[[extension]]\nnumber = \"1001\"\n"),
+    );
+    let b = write(
+        dir.path(),
+        "b.toml",
+        "# more\n[[extension]]\nnumber = \"1002\"\n[[extension]]\nnumber = \"1001\"\n",
+    );
+    let err = refused(dir.path());
+    let first = format!("first at {}:6:10", a.display());
+    assert_error(&err, &b, 5, 10, "extension 1001 is defined twice");
+    assert_error(&err, &b, 5, 10, &first);
+}
+
+#[test]
+fn bad_listen_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        "[sip]\ndomain = \"x\"\nlisten = [\n  \"udp:127.0.0.1:5060\",\n  \"sctp:127.0.0.1:5060\",\n  \"tcp:localhost:5060\",\n]\n",
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &f, 5, 3, "unknown transport `sctp`");
+    assert_error(&err, &f, 6, 3, "`localhost:5060` is not an IP address");
+}
+
+#[test]
+fn missing_or_empty_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "a.toml", "[sip]\ndomain = \"x\"\n");
+    assert_error(&refused(dir.path()), &f, 1, 1, "no `listen` entry");
+    write(dir.path(), "a.toml", "[sip]\ndomain = \"x\"\nlisten = []\n");
+    assert_error(&refused(dir.path()), &f, 3, 10, "`listen` is empty");
+}
+
+#[test]
+fn bad_rtp_ranges() {
+    let cases = [
+        ("\"\"", "is empty"),
+        ("\"20000-19999\"", "is reversed"),
+        ("\"abc\"", "is not a port range"),
+        ("\"20000-20001\"", "holds 1 port pair"),
+        ("\"20000-20002\"", "odd number"),
+        ("\"20001-20004\"", "starts at an odd port"),
+        ("\"80-1999\"", "outside 1024-65535"),
+    ];
+    for (value, cause) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(
+            dir.path(),
+            "a.toml",
+            &format!("{SIP}[media]\nrtp_ports = {value}\n"),
+        );
+        let err = refused(dir.path());
+        assert_error(&err, &f, 5, 13, "`rtp_ports`");
+        assert_error(&err, &f, 5, 13, cause);
+    }
+}
+
+#[test]
+fn weak_passwords_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "{SIP}\n[[extension]]\nnumber = \"1001\"\npassword = \"1234\"\n\n\
+             [[extension]]\nnumber = \"1002\"\npassword = \"Xk9-1002-mQpz\"\n\n\
+             [[extension]]\nnumber = \"1003\"\npassword = \"Xk9-mQpz-Lw7r\"\n"
+        ),
+    );
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &f,
+        7,
+        12,
+        "extension 1001: weak password: 4 characters, need at least 12",
+    );
+    assert_error(
+        &err,
+        &f,
+        11,
+        12,
+        "extension 1002: weak password: contains the extension number",
+    );
+    assert!(!err.contains("1003"), "strong password refused:\n{err}");
+    assert!(
+        !err.contains("Xk9"),
+        "a password leaked into the output:\n{err}"
+    );
+}
+
+#[test]
+fn sip_defined_in_two_files_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "10-main.toml", SIP);
+    let b = write(dir.path(), "20-more.toml", &format!("# extra\n{SIP}"));
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &b,
+        2,
+        1,
+        &format!("[sip] is already defined in {}:1:1", a.display()),
+    );
+}
+
+#[test]
+fn every_error_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        "[sip]\nlisten = [\"udp:nowhere\"]\ndomain = \"\"\n\n[media]\nrtp_ports = \"30000-20000\"\n\n\
+         [[extension]]\nnumber = \"1a\"\n",
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &f, 2, 11, "bad listen address");
+    assert_error(&err, &f, 3, 10, "`domain` is empty");
+    assert_error(&err, &f, 6, 13, "is reversed");
+    assert_error(&err, &f, 9, 10, "must be 2 to 10 digits");
+    assert!(err.ends_with("config invalid: 4 errors\n"), "{err}");
+}
+
+#[test]
+fn secrets_file_is_not_config() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        &format!("{SIP}[[extension]]\nnumber = \"1001\"\n"),
+    );
+    write(
+        dir.path(),
+        "secrets.toml",
+        "[passwords]\n\"1001\" = \"Xk9-mQpz-Lw7r\"\n",
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // With the password stored, nothing is left to generate.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("no password yet"));
+}
+
+#[test]
+fn check_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        &format!("{SIP}[[extension]]\nnumber = \"1001\"\n"),
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 extensions have no password yet"));
+    assert!(!dir.path().join("secrets.toml").exists());
+}
+
+/// Free loopback UDP+TCP port pair outside the default RTP range.
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if (20000..=29999).contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts `run`, waits for the secrets file to hold `want` entries, stops it.
+fn run_until_provisioned(dir: &Path, want: usize) -> String {
+    let mut child = Command::new(BIN)
+        .args(["--log", "info", "run", "--config"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let secrets = dir.join("secrets.toml");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&secrets).unwrap_or_default();
+        if text.matches(" = ").count() >= want {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!("run exited {status}: {}", stderr(&out));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "secrets.toml never got {want} entries"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Give the log line time to be written, then stop the daemon.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    stderr(&out)
+}
+
+fn stored_passwords(dir: &Path) -> toml::Table {
+    let text = std::fs::read_to_string(dir.join("secrets.toml")).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    table["passwords"].as_table().unwrap().clone()
+}
+
+#[test]
+fn run_provisions_private_secrets_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sip = format!(
+        "[sip]\nlisten = [\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\"]\ndomain = \"pbx.test\"\n\
+         [media]\nbind = \"127.0.0.1\"\n"
+    );
+    write(
+        dir.path(),
+        "a.toml",
+        &format!("{sip}[[extension]]\nnumber = \"1001\"\n[[extension]]\nnumber = \"1002\"\n"),
+    );
+    let log = run_until_provisioned(dir.path(), 2);
+    let first = stored_passwords(dir.path());
+    assert_eq!(first.len(), 2);
+    for number in ["1001", "1002"] {
+        let pw = first[number].as_str().unwrap();
+        assert_eq!(pw.len(), 20);
+        assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(!log.contains(pw), "a password leaked into the log:\n{log}");
+    }
+    assert!(
+        log.contains("secrets.toml"),
+        "the log does not say where the passwords are:\n{log}"
+    );
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("secrets.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A second run with one more extension keeps the stored passwords.
+    write(dir.path(), "b.toml", "[[extension]]\nnumber = \"1003\"\n");
+    run_until_provisioned(dir.path(), 3);
+    let second = stored_passwords(dir.path());
+    assert_eq!(second.len(), 3);
+    assert_eq!(second["1001"], first["1001"]);
+    assert_eq!(second["1002"], first["1002"]);
+    assert_ne!(second["1003"], first["1001"]);
+}
+
+#[test]
+fn run_refuses_a_bad_config_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "a.toml", "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\ndomain = \"\"\n[[extension]]\nnumber = \"1001\"\n");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_error(&stderr(&out), &f, 3, 10, "`domain` is empty");
+    assert!(!dir.path().join("secrets.toml").exists());
+}
