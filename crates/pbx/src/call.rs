@@ -105,6 +105,9 @@ pub(crate) struct Call {
     /// The last ACK sent per side, re-sent when a 2xx is retransmitted.
     pub last_ack: [Option<(Message, Peer)>; 2],
     pub started: Instant,
+    /// The caller's and the callee's site, and the kbps reserved on each.
+    pub sites: [admission::SiteId; 2],
+    pub kbps: u32,
 }
 
 impl Call {
@@ -218,21 +221,52 @@ impl Core {
                 }
             }
         };
-        let session = match self.relay.create_session() {
+        // Admission before anything rings: the call's media crosses the
+        // caller's link and the callee's (the same link twice when both
+        // are at one site, since media is relayed through us).
+        let id = self.next_call;
+        let kbps = match &offer {
+            Some(o) => self
+                .settings
+                .admission
+                .estimator
+                .reservation_kbps(&sdp_glue::media_lines(o)),
+            None => self.settings.admission.estimator.floor_kbps(),
+        };
+        let sites = [
+            self.site_of(&caller, from.addr.ip()),
+            self.site_of(&dialled, contacts[0].source.addr.ip()),
+        ];
+        let legs = [
+            admission::Leg::symmetric(sites[0], kbps),
+            admission::Leg::symmetric(sites[1], kbps),
+        ];
+        if let Err(refusal) = self.admission.reserve(id, &legs) {
+            let text = refusal.warning_text();
+            warn!(%caller, callee = %dialled, kbps, "call refused by admission: {text}");
+            self.stats.calls_failed += 1;
+            self.stats.admission_refusals += 1;
+            let mut resp = Message::response_to(&msg, 488, Some(&a_tag));
+            resp.push(HeaderName::Server, self.settings.user_agent.clone());
+            resp.push(HeaderName::Warning, warning_370(&self.settings.domain, &text));
+            self.tx.send_response(now, &key, resp);
+            return;
+        }
+        let mut session = match self.relay.create_session() {
             Ok(s) => s,
             Err(e) => {
                 warn!(error = %e, "no media ports for a new call");
+                self.admission.release(id);
                 reject(self, 503, "no media ports");
                 return;
             }
         };
-        if let Some(offer) = &offer {
-            sdp_glue::learn_remote(&session, media::Side::A, offer);
-        }
+        let b_body = offer
+            .as_ref()
+            .map(|o| sdp_glue::relay_sdp(&mut session, media::Side::A, o));
         // Silence while ringing is normal; the dead-media watch starts at answer.
         session.set_dead_media_check(false);
 
-        let id = self.next_call;
         self.next_call += 1;
         self.stats.calls_started += 1;
         let a_call_id = msg.call_id().cloned().unwrap_or_default();
@@ -254,9 +288,6 @@ impl Core {
             .unwrap_or_default();
 
         let mut branches = Vec::with_capacity(contacts.len());
-        let b_body = offer
-            .as_ref()
-            .map(|o| sdp_glue::rewrite(o, session.advertise_ip(), session.local_port(media::Side::B)));
         for (i, binding) in contacts.iter().enumerate() {
             let call_id = Bytes::from(format!("{:016x}{:08x}@{}", rand::random::<u64>(), i, self.settings.domain));
             let local = self.settings.local_addr(binding.source.transport);
@@ -317,6 +348,8 @@ impl Core {
                 pending_ack: None,
                 last_ack: [None, None],
                 started: now,
+                sites,
+                kbps,
             },
         );
     }
@@ -416,9 +449,8 @@ impl Core {
         } else {
             // Late offer: the ACK carries the answer.
             sdp_glue::parse(&msg.body).ok().map(|sdp| {
-                if let Some(m) = &c.media {
-                    sdp_glue::learn_remote(m, side.media(), &sdp);
-                    sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(target.media()))
+                if let Some(m) = c.media.as_mut() {
+                    sdp_glue::relay_sdp(m, side.media(), &sdp)
                 } else {
                     msg.body.clone()
                 }
@@ -506,12 +538,8 @@ impl Core {
             }
             resp.push(HeaderName::Contact, contact.clone());
             if !msg.body.is_empty() && is_sdp(&msg) {
-                if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), &c.media) {
-                    sdp_glue::learn_remote(m, media::Side::B, &sdp);
-                    resp.set_body(
-                        "application/sdp",
-                        sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(media::Side::A)),
-                    );
+                if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
+                    resp.set_body("application/sdp", sdp_glue::relay_sdp(m, media::Side::B, &sdp));
                 }
             }
             let key = c.a_invite_key.clone();
@@ -566,16 +594,24 @@ impl Core {
             resp.push(HeaderName::Contact, contact.clone());
             resp.push(HeaderName::Allow, ALLOW);
             resp.push(HeaderName::Server, self.settings.user_agent.clone());
+            let mut answer_kbps = None;
             if !msg.body.is_empty() {
-                if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), &c.media) {
-                    sdp_glue::learn_remote(m, media::Side::B, &sdp);
-                    resp.set_body(
-                        "application/sdp",
-                        sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(media::Side::A)),
-                    );
+                if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
+                    resp.set_body("application/sdp", sdp_glue::relay_sdp(m, media::Side::B, &sdp));
+                    answer_kbps = Some(self.settings.admission.estimator.reservation_kbps(&sdp_glue::media_lines(&sdp)));
                 }
             }
             let key = c.a_invite_key.clone();
+            // The reservation was the offer's worst case; the answer says what is used.
+            if let Some(kbps) = answer_kbps.filter(|k| *k < c.kbps) {
+                let legs = [
+                    admission::Leg::symmetric(c.sites[0], kbps),
+                    admission::Leg::symmetric(c.sites[1], kbps),
+                ];
+                if self.admission.adjust(call, &legs).is_ok() {
+                    c.kbps = kbps;
+                }
+            }
             info!(call, caller = %c.caller, callee = %c.callee, "call answered");
             self.stats.calls_answered += 1;
             self.events.push_back(CoreEvent::CallAnswered { call });
@@ -750,6 +786,7 @@ impl Core {
     /// The one place a call ends: media released, dialogs and timers forgotten.
     pub(crate) fn finish(&mut self, call: CallId, reason: &str) {
         let Some(mut c) = self.calls.remove(&call) else { return };
+        self.admission.release(call);
         if let Some(m) = c.media.take() {
             self.media_sessions.remove(&m.id());
             m.release();
@@ -835,13 +872,40 @@ impl Core {
         let mut body = None;
         if !msg.body.is_empty() {
             if matches!(method, Method::Invite | Method::Update) && is_sdp(&msg) {
-                match (sdp_glue::parse(&msg.body), &c.media) {
+                let parsed = sdp_glue::parse(&msg.body);
+                if let Ok(sdp) = &parsed {
+                    // A re-offer that needs more (codec change, a stream
+                    // added) is admitted again; refused, the call goes on as it was.
+                    let kbps = self
+                        .settings
+                        .admission
+                        .estimator
+                        .reservation_kbps(&sdp_glue::media_lines(sdp));
+                    if kbps > c.kbps {
+                        let legs = [
+                            admission::Leg::symmetric(c.sites[0], kbps),
+                            admission::Leg::symmetric(c.sites[1], kbps),
+                        ];
+                        match self.admission.adjust(call, &legs) {
+                            Ok(_) => c.kbps = kbps,
+                            Err(refusal) => {
+                                let text = refusal.warning_text();
+                                warn!(call, kbps, "re-offer refused by admission: {text}");
+                                self.stats.admission_refusals += 1;
+                                let mut resp = Message::response_to(&msg, 488, None);
+                                resp.push(HeaderName::Warning, warning_370(&self.settings.domain, &text));
+                                self.tx.send_response(now, &key, resp);
+                                return;
+                            }
+                        }
+                    }
+                }
+                match (parsed, c.media.as_mut()) {
                     (Ok(sdp), Some(m)) => {
                         // A new offer re-arms latching: the phone may have moved.
-                        sdp_glue::learn_remote(m, side.media(), &sdp);
                         body = Some((
                             Bytes::from_static(b"application/sdp"),
-                            sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(to_side.media())),
+                            sdp_glue::relay_sdp(m, side.media(), &sdp),
                         ));
                     }
                     (Err(e), _) => {
@@ -917,11 +981,10 @@ impl Core {
             resp.push(HeaderName::Contact, format!("<sip:{}@{};transport={}>", user, self.settings.local_addr(peer.transport), peer.transport));
         }
         if !msg.body.is_empty() && is_sdp(&msg) {
-            if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), &c.media) {
-                sdp_glue::learn_remote(m, to_side.media(), &sdp);
+            if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
                 resp.set_body(
                     "application/sdp",
-                    sdp_glue::rewrite(&sdp, m.advertise_ip(), m.local_port(from_side.media())),
+                    sdp_glue::relay_sdp(m, to_side.media(), &sdp),
                 );
             }
         } else if !msg.body.is_empty() {
@@ -1070,6 +1133,11 @@ pub(crate) fn contact_target(contact: &Uri, source: Peer) -> Peer {
         transport: source.transport,
         addr: std::net::SocketAddr::new(ip, contact.port.unwrap_or(5060)),
     }
+}
+
+/// `Warning: 370 host "text"` (RFC 3261 §20.43: insufficient bandwidth).
+pub(crate) fn warning_370(host: &str, text: &str) -> String {
+    format!("370 {} \"{}\"", host, text.replace(['"', '\\'], "'"))
 }
 
 fn with_tag(hdr: Bytes, tag: &str) -> Bytes {

@@ -29,6 +29,19 @@ pub(crate) enum CoreTimer {
     RingTimeout(CallId),
 }
 
+/// One site's link as `softswitch status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteStatus {
+    pub name: String,
+    pub up_capacity_kbps: Option<u32>,
+    pub down_capacity_kbps: Option<u32>,
+    pub max_calls: Option<u32>,
+    pub up_reserved_kbps: u64,
+    pub down_reserved_kbps: u64,
+    pub calls: u32,
+    pub refusals: u64,
+}
+
 /// Counters for status and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
@@ -37,6 +50,7 @@ pub struct CoreStats {
     pub calls_failed: u64,
     pub active_calls: usize,
     pub bad_requests: u64,
+    pub admission_refusals: u64,
 }
 
 pub struct Core {
@@ -45,6 +59,7 @@ pub struct Core {
     pub(crate) registrar: Registrar,
     pub(crate) proxy_auth: Arc<DigestAuth>,
     pub(crate) relay: media::Relay,
+    pub(crate) admission: admission::Admission,
     pub(crate) calls: HashMap<CallId, Call>,
     /// Leg Call-ID -> (call, side): every dialog we are in, A or B.
     pub(crate) dialogs: HashMap<Bytes, (CallId, Side)>,
@@ -92,12 +107,14 @@ impl Core {
             auth.clone(),
         );
         let proxy_auth = auth;
+        let admission = admission::Admission::new(&settings.admission.sites);
         Core {
             settings,
             tx: TransactionLayer::new(TimerConfig::default()),
             registrar,
             proxy_auth,
             relay,
+            admission,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             a_invites: HashMap::new(),
@@ -128,6 +145,34 @@ impl Core {
 
     pub fn relay(&self) -> &media::Relay {
         &self.relay
+    }
+
+    /// Every site's link: capacity, what is reserved, calls, refusals.
+    pub fn site_status(&self) -> Vec<SiteStatus> {
+        self.admission
+            .usages()
+            .map(|(_, name, u)| SiteStatus {
+                name: name.to_string(),
+                up_capacity_kbps: u.limits.up_kbps,
+                down_capacity_kbps: u.limits.down_kbps,
+                max_calls: u.limits.max_calls,
+                up_reserved_kbps: u.up_kbps,
+                down_reserved_kbps: u.down_kbps,
+                calls: u.calls,
+                refusals: u.refusals,
+            })
+            .collect()
+    }
+
+    /// The site a phone is at: its extension's pin, else its address.
+    pub(crate) fn site_of(&self, extension: &str, ip: std::net::IpAddr) -> admission::SiteId {
+        let sites = &self.settings.admission.sites;
+        self.settings
+            .extensions
+            .get(extension)
+            .and_then(|e| e.site.as_deref())
+            .and_then(|name| sites.by_name(name))
+            .unwrap_or_else(|| sites.lookup(ip))
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

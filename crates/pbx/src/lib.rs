@@ -13,6 +13,6 @@ mod sdp_glue;
 pub mod server;
 pub mod settings;
 
-pub use crate::core::{Core, CoreEvent, CoreStats};
+pub use crate::core::{Core, CoreEvent, CoreStats, SiteStatus};
 pub use server::{start, Running, ServerConfig, ServerError, Snapshot};
 pub use settings::{ExtensionInfo, Settings};

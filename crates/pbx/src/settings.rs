@@ -13,6 +13,26 @@ pub struct ExtensionInfo {
     pub number: String,
     pub name: String,
     pub password: String,
+    /// The site this extension's phones are at, whatever their address.
+    pub site: Option<String>,
+}
+
+/// Bandwidth admission: what a call costs and where the links are.
+#[derive(Clone, Debug)]
+pub struct AdmissionSettings {
+    pub estimator: admission::Estimator,
+    pub sites: admission::Sites,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        AdmissionSettings {
+            estimator: admission::Estimator::default(),
+            // No sites: every phone is in the unlimited default site.
+            sites: admission::Sites::with_default(Vec::new(), admission::Limits::UNLIMITED)
+                .unwrap_or_else(|_| unreachable!("an empty site list is valid")),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -31,6 +51,7 @@ pub struct Settings {
     /// phones (and SIPp) answer the first challenge only, so MD5 leads by
     /// default; SHA-256 first is stronger where every phone supports it.
     pub auth_algorithms: Vec<Algorithm>,
+    pub admission: AdmissionSettings,
 }
 
 impl Settings {

@@ -25,6 +25,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
                     name: e.name.clone(),
                     // `run` provisions every missing password before we get here.
                     password: e.password.clone().unwrap_or_default(),
+                    site: None,
                 },
             )
         })
@@ -50,6 +51,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
             extensions,
             advertised: HashMap::new(),
             auth_algorithms: config.sip.auth_algorithms.clone(),
+            admission: pbx::settings::AdmissionSettings::default(),
         },
         listen: config.sip.listen.clone(),
         advertise: Some(advertised_ip(config.sip.advertise, sip_bound)),

@@ -95,8 +95,8 @@ impl Net {
         let port_min = 32000 + PORTS_PER_TEST * n;
         let port_max = port_min + PORTS_PER_TEST - 1;
         let ip = IpAddr::V4(PBX_IP);
-        let relay = media::Relay::new(media::RelayConfig::new(ip, ip, port_min, port_max))
-            .expect("relay");
+        let relay =
+            media::Relay::new(media::RelayConfig::new(ip, ip, port_min, port_max)).expect("relay");
         let core = Core::new(settings(ring_timeout), relay, [7u8; 32]);
         let start = Instant::now();
         Net {
@@ -273,8 +273,7 @@ pub fn reason(m: &Message) -> String {
 
 /// The first active audio stream's address in a message's SDP body.
 pub fn sdp_addr(m: &Message) -> SocketAddr {
-    let sdp = Sdp::parse(&m.body)
-        .unwrap_or_else(|e| panic!("bad SDP ({e:?}) in:\n{}", text(m)));
+    let sdp = Sdp::parse(&m.body).unwrap_or_else(|e| panic!("bad SDP ({e:?}) in:\n{}", text(m)));
     let media = sdp
         .media
         .iter()
@@ -303,7 +302,10 @@ pub fn build(start: &str, headers: &[(&str, String)], body: Option<(&str, &str)>
     }
     match body {
         Some((ct, b)) => {
-            t.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}", b.len()));
+            t.push_str(&format!(
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            ));
         }
         None => t.push_str("Content-Length: 0\r\n\r\n"),
     }
@@ -467,7 +469,14 @@ impl Phone {
             .iter()
             .find(|c| c.algorithm == Algorithm::Md5)
             .expect("an MD5 challenge");
-        md5.authorization(method, uri, &self.user, password, &format!("cn{:08x}", rand::random::<u32>()), 1)
+        md5.authorization(
+            method,
+            uri,
+            &self.user,
+            password,
+            &format!("cn{:08x}", rand::random::<u32>()),
+            1,
+        )
     }
 
     /// REGISTER, answer the 401, expect the 200.
@@ -490,7 +499,13 @@ impl Phone {
     // ----- calls as caller -----
 
     /// An INVITE to `ext` (new dialog); CSeq `cseq`.
-    pub fn invite_request(&self, dialog: &Dialog, ext: &str, proxy_auth: Option<String>, with_sdp: bool) -> Message {
+    pub fn invite_request(
+        &self,
+        dialog: &Dialog,
+        ext: &str,
+        proxy_auth: Option<String>,
+        with_sdp: bool,
+    ) -> Message {
         let mut h = vec![
             ("Via", self.via(&new_branch())),
             ("Max-Forwards", "70".to_string()),
@@ -499,7 +514,10 @@ impl Phone {
             ("Call-ID", dialog.call_id.clone()),
             ("CSeq", format!("{} INVITE", dialog.cseq)),
             ("Contact", self.contact()),
-            ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE".to_string()),
+            (
+                "Allow",
+                "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE".to_string(),
+            ),
             ("User-Agent", "FakePhone/1.0".to_string()),
         ];
         if let Some(a) = proxy_auth {
@@ -587,7 +605,12 @@ impl Phone {
     /// Learns the remote tag and target from a response that makes a dialog.
     pub fn confirm(&self, d: &mut Dialog, resp: &Message) {
         d.remote = hdr(resp, HeaderName::To).expect("To");
-        if let Some(c) = resp.contacts().ok().flatten().and_then(|c| c.into_iter().next()) {
+        if let Some(c) = resp
+            .contacts()
+            .ok()
+            .flatten()
+            .and_then(|c| c.into_iter().next())
+        {
             d.target = String::from_utf8_lossy(&c.uri.to_bytes()).into_owned();
         }
     }
@@ -609,7 +632,13 @@ impl Phone {
     }
 
     /// A request inside a dialog, with the next CSeq.
-    pub fn in_dialog(&self, d: &mut Dialog, method: &str, body: Option<(&str, &str)>, extra: &[(&str, String)]) -> Message {
+    pub fn in_dialog(
+        &self,
+        d: &mut Dialog,
+        method: &str,
+        body: Option<(&str, &str)>,
+        extra: &[(&str, String)],
+    ) -> Message {
         d.cseq += 1;
         let mut h = vec![
             ("Via", self.via(&new_branch())),
@@ -649,7 +678,9 @@ impl Phone {
     /// A response to `req` as this phone builds it (its tag on To, its Contact).
     pub fn response(&self, req: &Message, code: u16, tag: &str, sdp: Option<String>) -> Message {
         let mut r = Message::response_to(req, code, Some(tag));
-        if (101..300).contains(&code) && matches!(method_of(req).as_deref(), Some("INVITE" | "UPDATE")) {
+        if (101..300).contains(&code)
+            && matches!(method_of(req).as_deref(), Some("INVITE" | "UPDATE"))
+        {
             r.push(HeaderName::Contact, self.contact());
         }
         if let Some(s) = sdp {
@@ -659,7 +690,14 @@ impl Phone {
         sip::parse_message(&r.to_bytes()).expect("response parses")
     }
 
-    pub fn respond(&self, net: &mut Net, req: &Message, code: u16, tag: &str, sdp: Option<String>) -> Message {
+    pub fn respond(
+        &self,
+        net: &mut Net,
+        req: &Message,
+        code: u16,
+        tag: &str,
+        sdp: Option<String>,
+    ) -> Message {
         let r = self.response(req, code, tag, sdp);
         self.send(net, &r);
         r
