@@ -54,6 +54,17 @@ pub(crate) struct Leg {
     pub remote_cseq: u32,
 }
 
+impl Leg {
+    /// Whether a request the phone sent belongs to this dialog: its From
+    /// tag is theirs and its To tag ours.
+    fn matches(&self, msg: &Message) -> bool {
+        let tag_of = |h: &Bytes| sip::NameAddr::parse(h).ok().and_then(|n| n.tag().cloned());
+        let to = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
+        let from = msg.from_hdr().ok().and_then(|f| f.tag().cloned());
+        to.is_some() && to == tag_of(&self.local_hdr) && from == tag_of(&self.remote_hdr)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BranchState {
     Calling,
@@ -142,7 +153,7 @@ pub(crate) enum ClientTx {
     /// BYE or CANCEL we sent; the answer needs no action.
     Fire,
     /// A B-leg INVITE whose call is over: a 2xx it still gets is ACKed and BYEd.
-    Orphan { peer: Peer },
+    Orphan { peer: Peer, cancel: Option<Message> },
     /// An unwanted 2xx was ACKed and BYEd; retransmissions get the ACK again.
     Acked { ack: Message, peer: Peer },
 }
@@ -437,6 +448,9 @@ impl Core {
             return;
         };
         let Some(c) = self.calls.get_mut(&call) else { return };
+        if !c.leg(side).is_some_and(|l| l.matches(msg)) {
+            return;
+        }
         let Some(p) = c.pending_ack.take() else { return };
         if p.side == side {
             // Not the ACK we waited for; keep waiting.
@@ -467,16 +481,22 @@ impl Core {
     }
 
     pub(crate) fn on_response(&mut self, now: Instant, key: TxKey, msg: Message) {
-        let Some(kind) = self.client_txs.get(&key) else { return };
+        let Some(kind) = self.client_txs.get_mut(&key) else { return };
         match kind {
             ClientTx::BInvite { call, branch } => {
                 let (call, branch) = (*call, *branch);
                 self.on_b_invite_response(now, call, branch, msg);
             }
             ClientTx::Relayed { .. } => self.on_relayed_response(now, &key, msg),
-            ClientTx::Orphan { peer } => {
-                if msg.status().is_some_and(|s| (200..300).contains(&s)) {
-                    let peer = *peer;
+            ClientTx::Orphan { peer, cancel } => {
+                let peer = *peer;
+                let status = msg.status().unwrap_or(0);
+                if status < 200 {
+                    if let Some(c) = cancel.take() {
+                        let k = self.tx.send_request(now, c, peer);
+                        self.client_txs.insert(k, ClientTx::Fire);
+                    }
+                } else if status < 300 {
                     self.ack_and_bye_tx(now, &key, &msg, peer);
                 }
             }
@@ -799,7 +819,9 @@ impl Core {
         // B-leg INVITEs still in flight now only need their final answer absorbed.
         for b in &c.branches {
             if let Some(kind) = self.client_txs.get_mut(&b.key) {
-                *kind = ClientTx::Orphan { peer: b.peer };
+                // A CANCEL still waiting for a provisional goes out when it comes (§9.1).
+                let cancel = b.cancel_pending.then(|| cancel_for(&b.invite));
+                *kind = ClientTx::Orphan { peer: b.peer, cancel };
             }
         }
         self.cancel_timers(|t| *t == CoreTimer::RingTimeout(call));
@@ -824,6 +846,12 @@ impl Core {
             self.tx.send_response(now, &key, resp);
             return;
         };
+        // A dialog is the Call-ID and both tags (RFC 3261 §12.2.2).
+        if !c.leg(side).is_some_and(|l| l.matches(&msg)) {
+            let resp = self.response(&msg, 481);
+            self.tx.send_response(now, &key, resp);
+            return;
+        }
         // RFC 3261 §12.2.2: requests out of CSeq order are refused.
         let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         if let Some(leg) = c.leg_mut(side) {

@@ -30,7 +30,7 @@ pub(crate) enum CoreTimer {
 }
 
 /// One site's link as `softswitch status` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SiteStatus {
     pub name: String,
     pub up_capacity_kbps: Option<u32>,
@@ -43,7 +43,7 @@ pub struct SiteStatus {
 }
 
 /// Counters for status and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CoreStats {
     pub calls_started: u64,
     pub calls_answered: u64,
@@ -196,6 +196,12 @@ impl Core {
     pub fn handle_received(&mut self, now: Instant, wall: SystemTime, rx: Received) {
         match rx {
             Received::Message(inc) => {
+                // RFC 3261 §18.1.2: a response whose top Via is not ours is
+                // not for us; answering it would let a spoofer aim us at anyone.
+                if !inc.msg.is_request() && !self.via_is_ours(&inc.msg) {
+                    debug!(from = %inc.from, "response with a foreign Via discarded");
+                    return;
+                }
                 self.tx.handle_message(now, inc.msg, inc.from);
             }
             Received::Malformed(m) => {
@@ -241,6 +247,16 @@ impl Core {
             self.end_call_both(now, call, "shutdown");
         }
         self.drain_tx_events(now, wall);
+    }
+
+    fn via_is_ours(&self, msg: &Message) -> bool {
+        msg.top_via().is_ok_and(|v| {
+            let port = v.port.unwrap_or(5060);
+            self.settings
+                .advertised
+                .values()
+                .any(|a| a.port() == port && v.host_str().trim_matches(['[', ']']) == a.ip().to_string())
+        })
     }
 
     pub(crate) fn add_timer(&mut self, at: Instant, t: CoreTimer) {

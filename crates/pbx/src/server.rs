@@ -12,7 +12,7 @@ use sip::ListenSpec;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::core::{Core, CoreStats};
+use crate::core::{Core, CoreStats, SiteStatus};
 use crate::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,14 +34,16 @@ pub struct ServerConfig {
     pub relay: media::RelayConfig,
 }
 
-/// What the running server shows to the outside (status, tests).
-#[derive(Clone, Debug, Default)]
+/// What the running server shows to the outside (`softswitch status`, tests).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub stats: CoreStats,
     pub registrations: usize,
     pub media_sessions: usize,
     pub media_ports_in_use: usize,
-    pub local: Vec<ListenSpec>,
+    /// The SIP sockets, as `udp:IP:PORT`.
+    pub listen: Vec<String>,
+    pub sites: Vec<SiteStatus>,
 }
 
 /// A started server: its bound addresses and a view of its state.
@@ -89,11 +91,13 @@ pub async fn start(
     let mut dead = relay.dead_media_events();
     let secret: [u8; 32] = rand::random();
     let mut core = Core::new(settings, relay, secret);
+    let listen: Vec<String> = local.iter().map(|l| l.to_string()).collect();
     let (snap_tx, snap_rx) = watch::channel(Snapshot {
-        local: local.clone(),
+        listen: listen.clone(),
+        sites: core.site_status(),
         ..Snapshot::default()
     });
-    let local_out = local.clone();
+    let local_out = listen;
     let task = tokio::spawn(async move {
         tokio::pin!(shutdown);
         let mut last_snapshot = Instant::now();
@@ -157,13 +161,14 @@ fn flush(core: &mut Core, transport: &TransportHandle) {
     }
 }
 
-fn publish(core: &Core, tx: &watch::Sender<Snapshot>, local: &[ListenSpec]) {
+fn publish(core: &Core, tx: &watch::Sender<Snapshot>, listen: &[String]) {
     let snap = Snapshot {
         stats: core.stats(),
         registrations: core.registrar().location().count(),
         media_sessions: core.relay().active_sessions(),
         media_ports_in_use: core.relay().ports_in_use(),
-        local: local.to_vec(),
+        listen: listen.to_vec(),
+        sites: core.site_status(),
     };
     let _ = tx.send(snap);
 }

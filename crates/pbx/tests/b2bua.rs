@@ -1180,3 +1180,14 @@ async fn bye_with_a_foreign_tag_gets_481_and_the_call_stays_up() {
     net.assert_media_released().await;
     net.settle();
 }
+
+/// The harness itself: the media check must notice a call still holding ports.
+#[tokio::test]
+#[should_panic(expected = "media sessions left")]
+async fn media_check_notices_a_call_still_up() {
+    let mut net = Net::new(22);
+    let a = registered(&mut net, "1001", 2, 5062);
+    let b = registered(&mut net, "1002", 3, 5060);
+    let _up = call_up(&mut net, &a, &b);
+    net.assert_media_released().await;
+}

@@ -56,6 +56,7 @@ pub fn settings(ring_timeout: Duration) -> Settings {
                     number: n.to_string(),
                     name: name.to_string(),
                     password: pw.to_string(),
+                    site: None,
                 },
             )
         })
@@ -69,6 +70,8 @@ pub fn settings(ring_timeout: Duration) -> Settings {
         extensions,
         advertised: HashMap::from([(TransportKind::Udp, pbx_addr())]),
         auth_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+        // No sites: admission never refuses these calls.
+        admission: pbx::settings::AdmissionSettings::default(),
     }
 }
 
