@@ -11,6 +11,7 @@ use sip::{HeaderName, Message, Method, Peer, Uri};
 use tracing::{debug, info, warn};
 
 use crate::core::{new_tag, Core, CoreEvent, CoreTimer, ALLOW};
+use crate::dialplan::Caller;
 use crate::sdp_glue;
 
 pub type CallId = u64;
@@ -85,6 +86,18 @@ pub(crate) struct Branch {
     pub final_code: Option<u16>,
     /// A CANCEL waits for a provisional response (RFC 3261 §9.1).
     pub cancel_pending: bool,
+    /// The plan step that rang it.
+    pub step: usize,
+    pub target: BranchTarget,
+    /// We answered a trunk's digest challenge already.
+    pub auth_tried: bool,
+}
+
+/// What a B-leg rings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BranchTarget {
+    Extension(String),
+    Trunk(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +116,7 @@ pub(crate) struct PendingAck {
 pub(crate) struct Call {
     pub id: CallId,
     pub state: CallState,
-    pub caller: String,
+    pub caller: Caller,
     pub callee: String,
     pub a: Leg,
     pub a_tag: String,
@@ -119,6 +132,14 @@ pub(crate) struct Call {
     /// The caller's and the callee's site, and the kbps reserved on each.
     pub sites: [admission::SiteId; 2],
     pub kbps: u32,
+    /// What routing decided, and the step ringing now.
+    pub plan: routing::Plan,
+    pub step: usize,
+    /// The caller's offer as B-legs get it (pointing at our relay).
+    pub b_offer: Option<Bytes>,
+    pub max_forwards: u32,
+    /// Extensions this call counts as busy, until it ends.
+    pub busy_counted: Vec<String>,
 }
 
 impl Call {
@@ -192,8 +213,20 @@ impl Core {
             self.tx.send_response(now, &key, resp);
             return;
         }
-        let Some(caller) = self.authenticate_caller(now, wall, &key, &msg, from) else {
-            return;
+        // A trunk is known by its address; anyone else proves to be an extension.
+        let caller = match self.trunk_of(from) {
+            Some(name) => Caller::Trunk {
+                name,
+                number: msg
+                    .from_hdr()
+                    .ok()
+                    .and_then(|f| f.uri.user_str().map(str::to_string))
+                    .unwrap_or_default(),
+            },
+            None => match self.authenticate_caller(now, wall, &key, &msg, from) {
+                Some(ext) => Caller::Extension(ext),
+                None => return,
+            },
         };
         let a_tag = new_tag();
         let mut trying = Message::response_to(&msg, 100, None);
@@ -206,28 +239,31 @@ impl Core {
             .map(|u| u.split(';').next().unwrap_or(u).to_string())
             .unwrap_or_default();
         let reject = |core: &mut Core, code: u16, why: &str| {
-            info!(%caller, %dialled, code, why, "call refused");
+            info!(caller = caller.number(), %dialled, code, why, "call refused");
             core.stats.calls_failed += 1;
             let mut resp = Message::response_to(&msg, code, Some(&a_tag));
             resp.push(HeaderName::Server, core.settings.user_agent.clone());
+            if let sip::StartLine::Response(r) = &mut resp.start {
+                if !why.is_empty() {
+                    r.reason = Bytes::from(why.to_string());
+                }
+            }
             core.tx.send_response(now, &key, resp);
         };
-        if !self.settings.extensions.contains_key(&dialled) {
-            reject(self, 404, "unknown number");
-            return;
-        }
-        let contacts = self.registrar.location().lookup(&dialled, now);
-        if contacts.is_empty() {
-            reject(self, 480, "callee not registered");
-            return;
-        }
+        let plan = match self.route(now, wall, &caller, &dialled) {
+            routing::Decision::Reject(r) => {
+                reject(self, r.code, &r.reason);
+                return;
+            }
+            routing::Decision::Plan(p) => p,
+        };
         let offer = if msg.body.is_empty() {
             None
         } else {
             match sdp_glue::parse(&msg.body) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    reject(self, 400, &format!("bad SDP: {e}"));
+                    reject(self, 400, &format!("Bad SDP: {e}"));
                     return;
                 }
             }
@@ -245,8 +281,8 @@ impl Core {
             None => self.settings.admission.estimator.floor_kbps(),
         };
         let sites = [
-            self.site_of(&caller, from.addr.ip()),
-            self.site_of(&dialled, contacts[0].source.addr.ip()),
+            self.site_of(caller.number(), from.addr.ip()),
+            self.first_target_site(now, &plan),
         ];
         let legs = [
             admission::Leg::symmetric(sites[0], kbps),
@@ -254,7 +290,7 @@ impl Core {
         ];
         if let Err(refusal) = self.admission.reserve(id, &legs) {
             let text = refusal.warning_text();
-            warn!(%caller, callee = %dialled, kbps, "call refused by admission: {text}");
+            warn!(caller = caller.number(), callee = %dialled, kbps, "call refused by admission: {text}");
             self.stats.calls_failed += 1;
             self.stats.admission_refusals += 1;
             let mut resp = Message::response_to(&msg, 488, Some(&a_tag));
@@ -268,11 +304,11 @@ impl Core {
             Err(e) => {
                 warn!(error = %e, "no media ports for a new call");
                 self.admission.release(id);
-                reject(self, 503, "no media ports");
+                reject(self, 503, "No Media Ports");
                 return;
             }
         };
-        let b_body = offer
+        let b_offer = offer
             .as_ref()
             .map(|o| sdp_glue::relay_sdp(&mut session, media::Side::A, o));
         // Silence while ringing is normal; the dead-media watch starts at answer.
@@ -285,63 +321,21 @@ impl Core {
             call_id: a_call_id.clone(),
             local_hdr: with_tag(msg.header(&HeaderName::To).cloned().unwrap_or_default(), &a_tag),
             remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
-            remote_target: first_contact_uri(&msg).unwrap_or_else(|| Uri::sip(Some(&caller), &from.addr.ip().to_string(), Some(from.addr.port()))),
+            remote_target: first_contact_uri(&msg).unwrap_or_else(|| {
+                Uri::sip(Some(caller.number()), &from.addr.ip().to_string(), Some(from.addr.port()))
+            }),
             route_set: msg.headers_named(&HeaderName::RecordRoute).cloned().collect(),
             peer: first_contact_uri(&msg).map_or(from, |c| contact_target(&c, from)),
             local_cseq: rand::random::<u16>() as u32 + 1,
             remote_cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
         };
-        let caller_name = self
-            .settings
-            .extensions
-            .get(&caller)
-            .map(|e| e.name.clone())
-            .unwrap_or_default();
-
-        let mut branches = Vec::with_capacity(contacts.len());
-        for (i, binding) in contacts.iter().enumerate() {
-            let call_id = Bytes::from(format!("{:016x}{:08x}@{}", rand::random::<u64>(), i, self.settings.domain));
-            let local = self.settings.local_addr(binding.source.transport);
-            let from_hdr = format!(
-                "\"{}\" <sip:{}@{}>;tag={}",
-                caller_name.replace('"', ""),
-                caller,
-                self.settings.domain,
-                new_tag()
-            );
-            let to_hdr = format!("<sip:{}@{}>", dialled, self.settings.domain);
-            let mut inv = Message::request(Method::Invite, binding.contact.clone());
-            inv.push(HeaderName::Via, via_value(binding.source.transport, local));
-            inv.push(HeaderName::MaxForwards, (max_forwards - 1).to_string());
-            inv.push(HeaderName::From, from_hdr);
-            inv.push(HeaderName::To, to_hdr);
-            inv.push(HeaderName::CallId, call_id.clone());
-            inv.push(HeaderName::CSeq, "1 INVITE");
-            inv.push(HeaderName::Contact, format!("<sip:{}@{};transport={}>", caller, local, binding.source.transport));
-            inv.push(HeaderName::Allow, ALLOW);
-            inv.push(HeaderName::UserAgent, self.settings.user_agent.clone());
-            if let Some(body) = &b_body {
-                inv.set_body("application/sdp", body.clone());
-            }
-            let peer = fit_transport(&mut inv, contact_target(&binding.contact, binding.source));
-            let key = self.tx.send_request(now, inv.clone(), peer);
-            self.client_txs.insert(key.clone(), ClientTx::BInvite { call: id, branch: i });
-            self.dialogs.insert(call_id.clone(), (id, Side::B));
-            branches.push(Branch {
-                key: key.clone(),
-                invite: inv,
-                peer,
-                call_id,
-                state: BranchState::Calling,
-                final_code: None,
-                cancel_pending: false,
-            });
-        }
-        info!(call = id, %caller, callee = %dialled, branches = branches.len(), "call ringing");
+        info!(call = id, caller = caller.number(), callee = %dialled, because = %plan.because, "call routed");
         self.media_sessions.insert(session.id(), id);
         self.dialogs.insert(a_call_id, (id, Side::A));
         self.a_invites.insert(key.clone(), id);
-        self.add_timer(now + self.settings.ring_timeout, CoreTimer::RingTimeout(id));
+        if let Caller::Trunk { name, .. } = &caller {
+            *self.trunk_calls.entry(name.clone()).or_default() += 1;
+        }
         self.calls.insert(
             id,
             Call {
@@ -353,7 +347,7 @@ impl Core {
                 a_tag,
                 a_invite_key: key,
                 a_invite: msg,
-                branches,
+                branches: Vec::new(),
                 b: None,
                 media: Some(session),
                 pending_ack: None,
@@ -361,8 +355,41 @@ impl Core {
                 started: now,
                 sites,
                 kbps,
+                plan,
+                step: 0,
+                b_offer,
+                max_forwards,
+                busy_counted: Vec::new(),
             },
         );
+        self.start_step(now, id, 0);
+    }
+
+    /// The site of the first thing a plan rings, for admission.
+    fn first_target_site(&self, now: Instant, plan: &routing::Plan) -> admission::SiteId {
+        let sites = &self.settings.admission.sites;
+        let target = plan.steps.first().and_then(|s| s.targets.first());
+        match target {
+            Some(routing::Target::Extension(ext)) => {
+                let ip = self
+                    .registrar
+                    .location()
+                    .lookup(ext, now)
+                    .first()
+                    .map(|b| b.source.addr.ip());
+                match ip {
+                    Some(ip) => self.site_of(ext, ip),
+                    None => sites.default_site(),
+                }
+            }
+            Some(routing::Target::External { trunk, .. }) => self
+                .settings
+                .trunks
+                .get(trunk)
+                .map(|t| sites.lookup(t.peer.addr.ip()))
+                .unwrap_or_else(|| sites.default_site()),
+            None => sites.default_site(),
+        }
     }
 
     /// A request of ours came back to us (RFC 3261 §16.3 step 4, as far as a B2BUA can tell).
@@ -398,30 +425,43 @@ impl Core {
         let ringing = self.calls.get(&call).is_some_and(|c| c.state == CallState::Ringing);
         if ringing {
             info!(call, "caller cancelled");
-            self.fail_a(now, call, 487, None);
+            self.fail_a(now, call, 487);
             self.cancel_branches(now, call, None);
             self.finish(call, "cancelled by caller");
         }
     }
 
     /// Sends a final non-2xx to the caller's INVITE.
-    fn fail_a(&mut self, now: Instant, call: CallId, code: u16, warning: Option<String>) {
+    fn fail_a(&mut self, now: Instant, call: CallId, code: u16) {
+        self.fail_a_with(now, call, code, None);
+    }
+
+    /// Like `fail_a` with our own reason phrase.
+    pub(crate) fn fail_a_with(&mut self, now: Instant, call: CallId, code: u16, reason: Option<String>) {
         let Some(c) = self.calls.get(&call) else { return };
         let mut resp = Message::response_to(&c.a_invite, code, Some(&c.a_tag));
         resp.push(HeaderName::Server, self.settings.user_agent.clone());
-        if let Some(w) = warning {
-            resp.push(HeaderName::Warning, w);
+        if let (Some(reason), sip::StartLine::Response(r)) = (reason, &mut resp.start) {
+            if !reason.is_empty() && !reason.contains(['\r', '\n']) {
+                r.reason = Bytes::from(reason);
+            }
         }
         let key = c.a_invite_key.clone();
         self.tx.send_response(now, &key, resp);
     }
 
     /// CANCELs every branch still ringing, except `keep`.
-    fn cancel_branches(&mut self, now: Instant, call: CallId, keep: Option<usize>) {
+    pub(crate) fn cancel_branches(&mut self, now: Instant, call: CallId, keep: Option<usize>) {
+        let keep: Vec<usize> = keep.into_iter().collect();
+        self.cancel_branches_except(now, call, &keep);
+    }
+
+    /// CANCELs every branch still ringing, except those listed.
+    pub(crate) fn cancel_branches_except(&mut self, now: Instant, call: CallId, keep: &[usize]) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         let mut cancels = Vec::new();
         for (i, b) in c.branches.iter_mut().enumerate() {
-            if Some(i) == keep {
+            if keep.contains(&i) {
                 continue;
             }
             match b.state {
@@ -632,12 +672,39 @@ impl Core {
                     c.kbps = kbps;
                 }
             }
-            info!(call, caller = %c.caller, callee = %c.callee, "call answered");
+            info!(call, caller = c.caller.number(), callee = %c.callee, "call answered");
+            // Both ends are busy now (forward-on-busy, ring groups skip them).
+            let mut busy: Vec<String> = Vec::new();
+            if let Caller::Extension(e) = &c.caller {
+                busy.push(e.clone());
+            }
+            if let Some(BranchTarget::Extension(e)) = c.branches.get(branch).map(|b| &b.target) {
+                busy.push(e.clone());
+            }
+            for e in &busy {
+                *self.busy.entry(e.clone()).or_default() += 1;
+            }
+            c.busy_counted = busy;
             self.stats.calls_answered += 1;
             self.events.push_back(CoreEvent::CallAnswered { call });
             self.tx.send_response(now, &key, resp);
-            self.cancel_timers(|t| *t == CoreTimer::RingTimeout(call));
+            self.cancel_timers(|t| matches!(t, CoreTimer::StepTimeout(c, _) if *c == call));
             self.cancel_branches(now, call, Some(branch));
+            return;
+        }
+        // A trunk asks us to authenticate: once, with its credentials.
+        if matches!(code, 401 | 407) && matches!(b.target, BranchTarget::Trunk(_)) && !b.auth_tried {
+            if self.answer_trunk_challenge(now, call, branch, &msg) {
+                return;
+            }
+            let Some(b) = self.calls.get_mut(&call).and_then(|c| c.branches.get_mut(branch)) else {
+                return;
+            };
+            b.state = BranchState::Failed;
+            b.final_code = Some(code);
+            let id = b.call_id.clone();
+            self.dialogs.remove(&id);
+            self.branch_done(now, call, code);
             return;
         }
         // A final failure on this branch.
@@ -652,24 +719,24 @@ impl Core {
         self.branch_done(now, call, code);
     }
 
-    /// After a branch ended without answer: when none is left, answer the caller.
+    /// After a branch ended without answer: when none of the current step
+    /// is left, the step failed and the plan says what comes next.
     fn branch_done(&mut self, now: Instant, call: CallId, _code: u16) {
         let Some(c) = self.calls.get(&call) else { return };
         if c.state != CallState::Ringing {
             return;
         }
-        let pending = c
-            .branches
-            .iter()
-            .any(|b| matches!(b.state, BranchState::Calling | BranchState::Ringing));
-        if pending {
+        let step = c.step;
+        let mut of_step = c.branches.iter().filter(|b| b.step == step);
+        if of_step
+            .clone()
+            .any(|b| matches!(b.state, BranchState::Calling | BranchState::Ringing))
+        {
             return;
         }
-        let code = best_final(c.branches.iter().filter_map(|b| b.final_code));
-        info!(call, code, "call failed on every branch");
-        self.stats.calls_failed += 1;
-        self.fail_a(now, call, code, None);
-        self.finish(call, &format!("callee answered {code}"));
+        let code = best_final(of_step.by_ref().filter_map(|b| b.final_code));
+        debug!(call, step, code, "every branch of the step failed");
+        self.step_failed(now, call, routing::Failure::from_status(code), code);
     }
 
     pub(crate) fn on_stray_response(&mut self, now: Instant, msg: &Message, from: Peer) {
@@ -765,16 +832,16 @@ impl Core {
         }
     }
 
-    pub(crate) fn ring_timeout(&mut self, now: Instant, call: CallId) {
-        let ringing = self.calls.get(&call).is_some_and(|c| c.state == CallState::Ringing);
-        if !ringing {
-            return;
+    /// A plan step rang for its time without an answer.
+    pub(crate) fn step_timeout(&mut self, now: Instant, call: CallId, step: usize) {
+        let current = self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.state == CallState::Ringing && c.step == step);
+        if current {
+            info!(call, step, "no answer within the ring time");
+            self.step_failed(now, call, routing::Failure::NoAnswer, 480);
         }
-        info!(call, "no answer within the ring timeout");
-        self.stats.calls_failed += 1;
-        self.fail_a(now, call, 480, None);
-        self.cancel_branches(now, call, None);
-        self.finish(call, "ring timeout");
     }
 
     /// Ends a call on both legs from our side (dead media, shutdown, errors).
@@ -782,7 +849,7 @@ impl Core {
         let Some(c) = self.calls.get(&call) else { return };
         match c.state {
             CallState::Ringing => {
-                self.fail_a(now, call, if reason == "shutdown" { 503 } else { 500 }, None);
+                self.fail_a(now, call, if reason == "shutdown" { 503 } else { 500 });
                 self.cancel_branches(now, call, None);
             }
             CallState::Answered => {
@@ -824,9 +891,30 @@ impl Core {
                 *kind = ClientTx::Orphan { peer: b.peer, cancel };
             }
         }
-        self.cancel_timers(|t| *t == CoreTimer::RingTimeout(call));
+        self.cancel_timers(|t| matches!(t, CoreTimer::StepTimeout(c, _) if *c == call));
+        for ext in &c.busy_counted {
+            if let Some(n) = self.busy.get_mut(ext) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        let trunks = c
+            .branches
+            .iter()
+            .filter_map(|b| match &b.target {
+                BranchTarget::Trunk(t) => Some(t.clone()),
+                BranchTarget::Extension(_) => None,
+            })
+            .chain(match &c.caller {
+                Caller::Trunk { name, .. } => Some(name.clone()),
+                Caller::Extension(_) => None,
+            });
+        for t in trunks {
+            if let Some(n) = self.trunk_calls.get_mut(&t) {
+                *n = n.saturating_sub(1);
+            }
+        }
         let secs = c.started.elapsed().as_secs();
-        info!(call, caller = %c.caller, callee = %c.callee, reason, secs, "call ended");
+        info!(call, caller = c.caller.number(), callee = %c.callee, reason, secs, "call ended");
         self.events.push_back(CoreEvent::CallEnded {
             call,
             reason: reason.to_string(),
@@ -870,7 +958,7 @@ impl Core {
                 if c.state == CallState::Answered {
                     self.send_bye(now, call, side.other());
                 } else if side == Side::A {
-                    self.fail_a(now, call, 487, None);
+                    self.fail_a(now, call, 487);
                     self.cancel_branches(now, call, None);
                 }
                 let who = if side == Side::A { "caller hung up" } else { "callee hung up" };
@@ -955,7 +1043,7 @@ impl Core {
             }
         }
         let callee = c.callee.clone();
-        let caller = c.caller.clone();
+        let caller = c.caller.number().to_string();
         let Some(leg) = c.leg_mut(to_side) else { return };
         leg.local_cseq += 1;
         let mut req = in_dialog_request(&self.settings, leg, method.clone(), leg.local_cseq);
@@ -1004,7 +1092,11 @@ impl Core {
         let Some(c) = self.calls.get_mut(&call) else { return };
         let from_side = to_side.other();
         if (200..300).contains(&code) {
-            let user = if from_side == Side::A { &c.callee } else { &c.caller };
+            let user = if from_side == Side::A {
+                c.callee.clone()
+            } else {
+                c.caller.number().to_string()
+            };
             let peer = c.leg(from_side).map(|l| l.peer).unwrap_or(c.a.peer);
             resp.push(HeaderName::Contact, format!("<sip:{}@{};transport={}>", user, self.settings.local_addr(peer.transport), peer.transport));
         }

@@ -25,8 +25,8 @@ pub(crate) const ACCEPT: &str = "application/sdp";
 /// What a timer of the core (not of a transaction) is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CoreTimer {
-    /// The B-legs of a call rang for the ring timeout.
-    RingTimeout(CallId),
+    /// A plan step of a call rang for its time.
+    StepTimeout(CallId, usize),
 }
 
 /// One site's link as `softswitch status` shows it.
@@ -74,6 +74,12 @@ pub struct Core {
     pub(crate) next_call: CallId,
     pub(crate) stats: CoreStats,
     pub(crate) events: VecDeque<CoreEvent>,
+    /// Answered calls per extension (routing's "busy").
+    pub(crate) busy: HashMap<String, u32>,
+    /// Round-robin memory: the member each group rang last.
+    pub(crate) last_member: HashMap<String, String>,
+    /// Calls in progress per trunk (its max_calls).
+    pub(crate) trunk_calls: HashMap<String, u32>,
 }
 
 /// What happened, for the shell's logs and tests.
@@ -125,6 +131,9 @@ impl Core {
             next_call: 1,
             stats: CoreStats::default(),
             events: VecDeque::new(),
+            busy: HashMap::new(),
+            last_member: HashMap::new(),
+            trunk_calls: HashMap::new(),
         }
     }
 
@@ -224,7 +233,7 @@ impl Core {
             }
             let timer = entry.remove();
             match timer {
-                CoreTimer::RingTimeout(call) => self.ring_timeout(now, call),
+                CoreTimer::StepTimeout(call, step) => self.step_timeout(now, call, step),
             }
         }
         self.registrar.remove_expired(now);

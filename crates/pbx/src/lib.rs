@@ -7,11 +7,13 @@
 pub mod auth;
 pub mod call;
 pub mod core;
+mod dialplan;
 pub mod location;
 pub mod registrar;
 mod sdp_glue;
 pub mod server;
 pub mod settings;
+pub mod trunk_reg;
 
 pub use crate::core::{Core, CoreEvent, CoreStats, SiteStatus};
 pub use server::{start, Running, ServerConfig, ServerError, Snapshot};

@@ -52,6 +52,40 @@ pub struct Settings {
     /// default; SHA-256 first is stronger where every phone supports it.
     pub auth_algorithms: Vec<Algorithm>,
     pub admission: AdmissionSettings,
+    /// The dial plan: every routing decision comes from it.
+    pub router: std::sync::Arc<routing::Router>,
+    /// SIP trunks to providers, by name.
+    pub trunks: HashMap<String, TrunkInfo>,
+}
+
+/// A trunk as call control and registration need it.
+#[derive(Clone, Debug)]
+pub struct TrunkInfo {
+    pub name: String,
+    /// Where requests to the provider go (its registrar/proxy, resolved).
+    pub peer: sip::Peer,
+    /// The provider's host as configured: Request-URI and AOR host.
+    pub domain: String,
+    pub username: String,
+    pub password: String,
+    /// Register to the provider (else it authenticates us by IP).
+    pub register: bool,
+    /// Source addresses whose requests are accepted as this trunk's.
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+impl Settings {
+    /// A dial plan of plain extensions (no groups, trunks or rules).
+    pub fn extensions_only_router(extensions: &HashMap<String, ExtensionInfo>) -> routing::Router {
+        let dialplan = routing::Dialplan {
+            extensions: extensions
+                .values()
+                .map(|e| routing::Extension::new(&e.number, &e.name))
+                .collect(),
+            ..routing::Dialplan::default()
+        };
+        routing::Router::new(dialplan)
+    }
 }
 
 impl Settings {

@@ -361,11 +361,12 @@ impl<'r> Builder<'r, '_> {
             return forward(self, "busy", &fw.busy, 486);
         }
         let why = if why.is_empty() { label.clone() } else { why };
-        let idx = self.push(
-            vec![Target::Extension(number.to_owned())],
-            seconds(fw.no_answer_seconds),
-            why,
-        );
+        // Without a no-answer forward the PBX's ring timeout applies.
+        let timeout = fw
+            .no_answer
+            .as_ref()
+            .and_then(|_| seconds(fw.no_answer_seconds));
+        let idx = self.push(vec![Target::Extension(number.to_owned())], timeout, why);
         let no_answer = forward(self, "no_answer", &fw.no_answer, 480);
         let busy = forward(self, "busy", &fw.busy, 486);
         let unavailable = forward(self, "not_registered", &fw.not_registered, 480);
@@ -600,6 +601,20 @@ impl<'r> Builder<'r, '_> {
                     })
             });
         let Some((i, rule)) = chosen else {
+            // No rule for the number at all: it does not exist for us (404).
+            // A rule exists but not for this caller: forbidden (403).
+            let any_rule = router
+                .dialplan
+                .outbound_rules
+                .iter()
+                .any(|r| r.matches_number(number));
+            if !any_rule {
+                return reject(
+                    404,
+                    "Not Found",
+                    desc_of(format!("no outbound_rule matches {number}")),
+                );
+            }
             return reject(
                 403,
                 "Forbidden",

@@ -16,7 +16,7 @@ fn ext_mut<'a>(dp: &'a mut Dialplan, n: &str) -> &'a mut Extension {
 }
 
 #[test]
-fn extension_rings_with_default_no_answer_timeout() {
+fn extension_without_no_answer_forward_rings_for_the_pbx_ring_timeout() {
     let r = Router::new(dialplan());
     let d = route_at(
         &r,
@@ -28,7 +28,8 @@ fn extension_rings_with_default_no_answer_timeout() {
     let p = plan(&d);
     assert_eq!(p.steps.len(), 1);
     assert_eq!(names(&p.steps[0]), ["1001"]);
-    assert_eq!(p.steps[0].timeout, secs(20));
+    // No no-answer forward: the step has no timeout of its own.
+    assert_eq!(p.steps[0].timeout, None);
     assert_eq!(p.because, "extension 1001");
     assert_eq!(end_code(p.steps[0].next(Failure::NoAnswer)), Some(480));
     assert_eq!(end_code(p.steps[0].next(Failure::Busy)), Some(486));

@@ -27,14 +27,15 @@ fn outbound_table() {
             Ok("swisscom:0791234567"),
             "outbound_rule #1 'national'",
         ),
-        // Too short for 'national' (10 digits) and no other rule takes it.
+        // Too short for 'national' (10 digits) and no other rule takes it:
+        // no such number for us.
         (
             "1002",
             "079123456",
-            Err(403),
-            "no outbound_rule allows 079123456 for 1002",
+            Err(404),
+            "no outbound_rule matches 079123456",
         ),
-        ("1002", "07912345678", Err(403), "no outbound_rule allows"),
+        ("1002", "07912345678", Err(404), "no outbound_rule matches"),
         // Escape digit stripped.
         (
             "1002",
@@ -111,8 +112,8 @@ fn outbound_table() {
             Ok("backup:0049301234567"),
             "outbound_rule #2 'escape'",
         ),
-        // Not an extension, no rule: 403.
-        ("1002", "4711", Err(403), "no outbound_rule allows 4711"),
+        // Not an extension, no rule: 404.
+        ("1002", "4711", Err(404), "no outbound_rule matches 4711"),
     ];
     for (caller, dialled, expect, because) in rows {
         let d = out(caller, dialled);
@@ -280,9 +281,9 @@ fn emergency_numbers_are_configurable_and_unroutable_is_503() {
     let st = all_registered();
     let d = route_at(&r, &from_ext("1002"), "911", open_time(), &st);
     assert_eq!(names(&plan(&d).steps[0]), ["swisscom:911"]);
-    // 112 is no longer special: no rule allows it.
+    // 112 is no longer special: no rule matches it.
     let d = route_at(&r, &from_ext("1002"), "112", open_time(), &st);
-    assert_eq!(rejected(&d).code, 403);
+    assert_eq!(rejected(&d).code, 404);
     dp.outbound_rules.clear();
     let r = Router::new(dp);
     let d = route_at(&r, &from_ext("1002"), "911", open_time(), &st);

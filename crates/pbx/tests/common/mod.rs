@@ -60,8 +60,10 @@ pub fn settings(ring_timeout: Duration) -> Settings {
                 },
             )
         })
-        .collect();
+        .collect::<HashMap<String, ExtensionInfo>>();
     Settings {
+        router: std::sync::Arc::new(Settings::extensions_only_router(&extensions)),
+        trunks: HashMap::new(),
         domain: DOMAIN.to_string(),
         user_agent: "softswitch-test".to_string(),
         ring_timeout,
