@@ -2,12 +2,16 @@
 //! owns a port pool; each call gets a [`Session`] with a port pair per side
 //! (A faces the caller, B the callee), symmetric latching towards each
 //! phone, per-direction counters and a shared dead-media sweep.
+//! [`Session::set_reservation`] polices a call's bitrate against the
+//! bandwidth admission reserved for it ([`PoliceConfig`]).
 //! [`rewrite_sdp`] points an SDP at the relay.
 
+mod police;
 mod relay;
 mod rewrite;
 mod track;
 
+pub use police::{PoliceConfig, PoliceStats};
 pub use relay::{
     ChannelStats, DirectionStats, MediaError, Relay, RelayConfig, Session, SessionId, SessionStats,
     Side,

@@ -6,6 +6,11 @@
 //! behind a generation counter, so the mutex next to it is taken when the
 //! address changes (latching, `set_remote`), never per packet. The receive
 //! buffer lives in the task; nothing is allocated per packet.
+//!
+//! Bandwidth policing (see [`crate::police`]) adds one relaxed atomic load
+//! per forwarded packet when a direction is not dropping excess, and a
+//! compare-and-swap on the direction's token bucket when it is; the rate is
+//! measured by a relay-wide sweep from the counters kept anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -23,6 +28,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
+use crate::police::{
+    allowed_kbps, Bucket, Episode, Meter, PoliceConfig, PoliceStats, IPV4_UDP_OCTETS,
+    IPV6_UDP_OCTETS,
+};
 use crate::track::{classify_rtcp_port, classify_rtp_port, Kind, Tracker};
 
 /// Largest datagram relayed whole; RTP over Ethernet stays well under it.
@@ -56,6 +65,8 @@ pub struct RelayConfig {
     pub port_max: u16,
     /// Silence in both directions after which a session is reported dead.
     pub dead_media: Duration,
+    /// Bandwidth policing of sessions given a reservation.
+    pub police: PoliceConfig,
 }
 
 impl RelayConfig {
@@ -66,6 +77,7 @@ impl RelayConfig {
             port_min,
             port_max,
             dead_media: Duration::from_secs(60),
+            police: PoliceConfig::default(),
         }
     }
 }
@@ -129,6 +141,17 @@ pub struct DirectionStats {
     /// Packets with nowhere to go yet (no remote address known).
     pub dropped_no_destination: u64,
     pub send_errors: u64,
+    /// Bitrate this side sends, IP + UDP + payload of RTP and RTCP, mean
+    /// over the police window, in kbps. Like the three fields below it
+    /// covers the whole session (all streams): the reservation is per call.
+    pub measured_kbps: u32,
+    /// The reservation policed (0: not policed).
+    pub reserved_kbps: u32,
+    /// Times this direction exceeded its reservation beyond the margin for
+    /// longer than the window.
+    pub police_exceeded_episodes: u64,
+    /// Packets dropped for exceeding the allowed rate.
+    pub police_dropped_packets: u64,
 }
 
 /// Counters of one stream (one m= line), per direction.
@@ -152,6 +175,16 @@ struct Inner {
     sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<SessionId>>>,
     next_id: AtomicU64,
+    police: Arc<PoliceTotals>,
+    /// IP + UDP octets counted per datagram.
+    ip_overhead: u64,
+}
+
+#[derive(Default)]
+struct PoliceTotals {
+    episodes: AtomicU64,
+    dropped: AtomicU64,
+    exceeding: AtomicU64,
 }
 
 struct Pool {
@@ -176,6 +209,9 @@ impl Relay {
         if cfg.dead_media.is_zero() {
             return Err(MediaError::Config("dead_media must be positive"));
         }
+        if cfg.police.window.is_zero() {
+            return Err(MediaError::Config("police window must be positive"));
+        }
         let first = cfg.port_min + cfg.port_min % 2;
         let free: VecDeque<u16> = (u32::from(first)..u32::from(cfg.port_max))
             .step_by(2)
@@ -188,6 +224,12 @@ impl Relay {
             pairs: free.len(),
             free: Mutex::new(free),
         });
+        // An IPv6 socket bound to :: also takes IPv4 (mapped) peers: count
+        // the smaller header then, the lenient side.
+        let ip_overhead = match cfg.bind_ip {
+            IpAddr::V6(v6) if !v6.is_unspecified() => IPV6_UDP_OCTETS,
+            _ => IPV4_UDP_OCTETS,
+        };
         let inner = Arc::new(Inner {
             cfg,
             handle: handle.clone(),
@@ -196,10 +238,14 @@ impl Relay {
             sessions: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
+            police: Arc::default(),
+            ip_overhead,
         });
         let period =
             (inner.cfg.dead_media / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
         handle.spawn(sweep(Arc::downgrade(&inner), period));
+        let period = (inner.cfg.police.window / 4).max(Duration::from_millis(10));
+        handle.spawn(police_sweep(Arc::downgrade(&inner), period));
         Ok(Relay { inner })
     }
 
@@ -217,14 +263,17 @@ impl Relay {
     /// ports taken so far go back to the pool.
     pub fn create_session_with(&self, streams: usize) -> Result<Session, MediaError> {
         let id = SessionId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let now = self.inner.now_us();
         let state = Arc::new(SessionState {
             id,
             clock_rate: AtomicU32::new(8000),
             event_pt: AtomicU16::new(NO_EVENT_PT),
-            baseline: AtomicU64::new(self.inner.now_us()),
+            baseline: AtomicU64::new(now),
             dead_check: AtomicBool::new(true),
             notified: AtomicBool::new(false),
             streams: Mutex::new(Vec::new()),
+            police: Default::default(),
+            meters: Mutex::new([Meter::new(now), Meter::new(now)]),
         });
         let mut session = Session {
             relay: self.inner.clone(),
@@ -259,6 +308,16 @@ impl Relay {
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.inner.subscribers).push(tx);
         rx
+    }
+
+    /// Policing totals over every session since the relay started.
+    pub fn police_stats(&self) -> PoliceStats {
+        let p = &self.inner.police;
+        PoliceStats {
+            exceeded_episodes: p.episodes.load(Ordering::Relaxed),
+            dropped_packets: p.dropped.load(Ordering::Relaxed),
+            exceeding_now: p.exceeding.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -342,6 +401,63 @@ impl Inner {
             debug!(session = %id, "dead media");
             subs.retain(|tx| tx.send(id).is_ok());
         }
+    }
+
+    /// Measures every session's rate per direction and tracks episodes.
+    fn police_once(&self) {
+        let now = self.now_us();
+        let cfg = &self.cfg.police;
+        let mut exceeding = 0;
+        for s in lock(&self.sessions).values() {
+            let octets = s.offered_octets(self.ip_overhead);
+            let mut meters = lock(&s.meters);
+            for (i, meter) in meters.iter_mut().enumerate() {
+                let p = &s.police[i];
+                let reserved = p.reserved_kbps.load(Ordering::Relaxed);
+                let (bps, change) =
+                    meter.sample(now, octets[i], reserved, cfg.margin_percent, cfg.window);
+                let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX);
+                p.measured_kbps.store(kbps, Ordering::Relaxed);
+                let direction = DIRECTIONS[i];
+                match change {
+                    Some(Episode::Started) => {
+                        p.episodes.fetch_add(1, Ordering::Relaxed);
+                        self.police.episodes.fetch_add(1, Ordering::Relaxed);
+                        warn!(
+                            session = %s.id,
+                            direction,
+                            measured_kbps = kbps,
+                            reserved_kbps = reserved,
+                            margin_percent = cfg.margin_percent,
+                            window_ms = cfg.window.as_millis(),
+                            "media exceeds its bandwidth reservation"
+                        );
+                    }
+                    Some(Episode::Ended) => {
+                        debug!(session = %s.id, direction, measured_kbps = kbps, reserved_kbps = reserved, "media back within its reservation");
+                    }
+                    None => {}
+                }
+                if meter.in_episode() {
+                    exceeding += 1;
+                }
+            }
+        }
+        self.police.exceeding.store(exceeding, Ordering::Relaxed);
+    }
+}
+
+/// Names of the directions in logs, indexed by the sending side.
+const DIRECTIONS: [&str; 2] = ["a_to_b", "b_to_a"];
+
+/// One police sweep for all sessions; it ends when the relay is dropped.
+async fn police_sweep(relay: Weak<Inner>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = relay.upgrade() else { return };
+        inner.police_once();
     }
 }
 
@@ -478,6 +594,24 @@ struct SessionState {
     notified: AtomicBool,
     /// Read by the sweep; changed only when a stream is added.
     streams: Mutex<Vec<Arc<StreamState>>>,
+    /// Indexed by the sending side.
+    police: [DirPolice; 2],
+    /// Touched by the police sweep and nothing on the packet path.
+    meters: Mutex<[Meter; 2]>,
+}
+
+/// Policing state of one direction of a session. Aligned so that the two
+/// directions' buckets, written by different tasks, share no cache line.
+#[derive(Default)]
+#[repr(align(64))]
+struct DirPolice {
+    reserved_kbps: AtomicU32,
+    /// The rate the bucket lets through; 0 when not dropping.
+    drop_above_kbps: AtomicU32,
+    bucket: Bucket,
+    dropped: AtomicU64,
+    episodes: AtomicU64,
+    measured_kbps: AtomicU32,
 }
 
 impl SessionState {
@@ -491,6 +625,23 @@ impl SessionState {
             }
         }
         last
+    }
+
+    /// Octets each side has sent on all streams, RTP and RTCP, with
+    /// `ip_overhead` per datagram.
+    fn offered_octets(&self, ip_overhead: u64) -> [u64; 2] {
+        let mut sum = [0u64; 2];
+        for st in lock(&self.streams).iter() {
+            for (total, d) in sum.iter_mut().zip(&st.dirs) {
+                for c in [RTP, RTCP] {
+                    let packets = d.packets[c].load(Ordering::Relaxed);
+                    *total = total
+                        .wrapping_add(d.bytes[c].load(Ordering::Relaxed))
+                        .wrapping_add(packets.wrapping_mul(ip_overhead));
+                }
+            }
+        }
+        sum
     }
 }
 
@@ -549,6 +700,10 @@ impl Session {
                     stream: state.clone(),
                     session: self.state.clone(),
                     relay_epoch: self.relay.epoch,
+                    totals: self.relay.police.clone(),
+                    ip_overhead: self.relay.ip_overhead,
+                    burst_ns: u64::try_from(self.relay.cfg.police.burst.as_nanos())
+                        .unwrap_or(u64::MAX),
                 };
                 tasks.push(self.relay.handle.spawn(pump.run()));
             }
@@ -610,6 +765,26 @@ impl Session {
         self.state.event_pt.store(v, Ordering::Relaxed);
     }
 
+    /// The bandwidth admission reserved for this call, in kbps per
+    /// direction (`a_to_b`: what side A sends); 0 leaves a direction
+    /// unpoliced. Call it again when a re-INVITE changes the reservation.
+    /// The relay counts IP + UDP + payload octets of RTP and RTCP on all
+    /// streams; layer-2 framing, which reservations include, is not seen,
+    /// so policing is slightly lenient.
+    pub fn set_reservation(&self, kbps_a_to_b: u32, kbps_b_to_a: u32) {
+        let cfg = &self.relay.cfg.police;
+        for (p, kbps) in self.state.police.iter().zip([kbps_a_to_b, kbps_b_to_a]) {
+            p.reserved_kbps.store(kbps, Ordering::Relaxed);
+            let drop_above = if cfg.drop_excess {
+                allowed_kbps(kbps, cfg.margin_percent)
+            } else {
+                0
+            };
+            p.drop_above_kbps.store(drop_above, Ordering::Relaxed);
+        }
+        debug!(session = %self.id(), kbps_a_to_b, kbps_b_to_a, "bandwidth reservation set");
+    }
+
     /// Turns the dead-media check of this session off (e.g. while ringing or
     /// on hold) or on again; turning it on restarts the silence clock.
     pub fn set_dead_media_check(&self, enabled: bool) {
@@ -630,7 +805,7 @@ impl Session {
     pub fn stream_stats(&self, stream: usize) -> Option<SessionStats> {
         let st = &self.streams.get(stream)?.state;
         let clock = self.state.clock_rate.load(Ordering::Relaxed).max(1);
-        let dir = |d: &DirCounters| {
+        let dir = |d: &DirCounters, p: &DirPolice| {
             let ch = |c: usize| ChannelStats {
                 packets: d.packets[c].load(Ordering::Relaxed),
                 bytes: d.bytes[c].load(Ordering::Relaxed),
@@ -647,11 +822,16 @@ impl Session {
                 dropped_invalid: d.dropped_invalid.load(Ordering::Relaxed),
                 dropped_no_destination: d.dropped_no_destination.load(Ordering::Relaxed),
                 send_errors: d.send_errors.load(Ordering::Relaxed),
+                measured_kbps: p.measured_kbps.load(Ordering::Relaxed),
+                reserved_kbps: p.reserved_kbps.load(Ordering::Relaxed),
+                police_exceeded_episodes: p.episodes.load(Ordering::Relaxed),
+                police_dropped_packets: p.dropped.load(Ordering::Relaxed),
             }
         };
+        let p = &self.state.police;
         Some(SessionStats {
-            a_to_b: dir(&st.dirs[0]),
-            b_to_a: dir(&st.dirs[1]),
+            a_to_b: dir(&st.dirs[0], &p[0]),
+            b_to_a: dir(&st.dirs[1], &p[1]),
         })
     }
 
@@ -715,6 +895,9 @@ struct Pump {
     stream: Arc<StreamState>,
     session: Arc<SessionState>,
     relay_epoch: Instant,
+    totals: Arc<PoliceTotals>,
+    ip_overhead: u64,
+    burst_ns: u64,
 }
 
 impl Pump {
@@ -725,6 +908,7 @@ impl Pump {
         let own = &self.stream.channels[self.side.index()][self.chan];
         let dest_shared = &self.stream.channels[self.side.other().index()][self.chan].remote;
         let ctr = &self.stream.dirs[self.side.index()];
+        let police = &self.session.police[self.side.index()];
         let mut dest = CachedAddr::default();
         let mut latched: Option<SocketAddr> = None;
         let mut seen_arm = 0u64;
@@ -797,6 +981,18 @@ impl Pump {
                 ctr.dropped_no_destination.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            let limit = police.drop_above_kbps.load(Ordering::Relaxed);
+            if limit != 0 {
+                let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+                let octets = n as u64 + self.ip_overhead;
+                if c == RTCP {
+                    police.bucket.charge(now_ns, octets, limit);
+                } else if !police.bucket.admit(now_ns, octets, limit, self.burst_ns) {
+                    police.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             if let Err(e) = out.send_to(pkt, to).await {
                 ctr.send_errors.fetch_add(1, Ordering::Relaxed);
                 trace!(%to, error = %e, "relay send failed");

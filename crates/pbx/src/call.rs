@@ -313,6 +313,7 @@ impl Core {
             .map(|o| sdp_glue::relay_sdp(&mut session, media::Side::A, o));
         // Silence while ringing is normal; the dead-media watch starts at answer.
         session.set_dead_media_check(false);
+        session.set_reservation(kbps, kbps);
 
         self.next_call += 1;
         self.stats.calls_started += 1;
@@ -670,6 +671,9 @@ impl Core {
                 ];
                 if self.admission.adjust(call, &legs).is_ok() {
                     c.kbps = kbps;
+                    if let Some(m) = &c.media {
+                        m.set_reservation(kbps, kbps);
+                    }
                 }
             }
             info!(call, caller = c.caller.number(), callee = %c.callee, "call answered");
@@ -1003,7 +1007,12 @@ impl Core {
                             admission::Leg::symmetric(c.sites[1], kbps),
                         ];
                         match self.admission.adjust(call, &legs) {
-                            Ok(_) => c.kbps = kbps,
+                            Ok(_) => {
+                                c.kbps = kbps;
+                                if let Some(m) = &c.media {
+                                    m.set_reservation(kbps, kbps);
+                                }
+                            }
                             Err(refusal) => {
                                 let text = refusal.warning_text();
                                 warn!(call, kbps, "re-offer refused by admission: {text}");

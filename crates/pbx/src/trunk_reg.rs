@@ -139,6 +139,58 @@ struct Trunk {
     interval_retries: u32,
     /// Shutting down: the pending request removes the binding; no retries.
     unregistering: bool,
+    /// Removed from the config: dropped once its binding is removed.
+    retired: bool,
+    /// Until when the registrar holds our binding, as far as we know.
+    bound_until: Option<Instant>,
+}
+
+impl Trunk {
+    fn new(cfg: TrunkRegConfig) -> Trunk {
+        Trunk {
+            expires: cfg.expires,
+            cfg,
+            call_id: random_hex(16),
+            from_tag: random_hex(8),
+            cseq: 0,
+            state: TrunkRegState::Idle,
+            pending: None,
+            next_send: None,
+            auth: None,
+            failures: 0,
+            stale_retries: 0,
+            interval_retries: 0,
+            unregistering: false,
+            retired: false,
+            bound_until: None,
+        }
+    }
+
+    /// Whether the registrar may still hold a binding of ours.
+    fn maybe_bound(&self, now: Instant) -> bool {
+        self.pending.is_some_and(|p| p.expires > 0)
+            || matches!(self.state, TrunkRegState::Registering)
+            || self.bound_until.is_some_and(|u| u > now)
+    }
+
+    /// The same binding at the same registrar: only credentials or the
+    /// interval differ, so the registration carries on in place.
+    fn same_binding(&self, cfg: &TrunkRegConfig) -> bool {
+        let c = &self.cfg;
+        c.name == cfg.name
+            && c.registrar == cfg.registrar
+            && c.domain == cfg.domain
+            && c.username == cfg.username
+            && c.contact_user == cfg.contact_user
+    }
+
+    fn credentials(&self) -> Sent {
+        if self.auth.is_some() {
+            Sent::Cached
+        } else {
+            Sent::Plain
+        }
+    }
 }
 
 type LocalAddr = Box<dyn Fn(TransportKind) -> SocketAddr + Send + Sync>;
@@ -146,6 +198,8 @@ type LocalAddr = Box<dyn Fn(TransportKind) -> SocketAddr + Send + Sync>;
 /// The registrations of every configured trunk.
 pub struct TrunkRegistrations {
     trunks: Vec<Trunk>,
+    /// `start` was called and `unregister_all` not since.
+    started: bool,
     local: LocalAddr,
     user_agent: Option<String>,
     next_id: u64,
@@ -166,26 +220,9 @@ impl TrunkRegistrations {
         trunks: Vec<TrunkRegConfig>,
         local: impl Fn(TransportKind) -> SocketAddr + Send + Sync + 'static,
     ) -> Self {
-        let trunks = trunks
-            .into_iter()
-            .map(|cfg| Trunk {
-                expires: cfg.expires,
-                cfg,
-                call_id: random_hex(16),
-                from_tag: random_hex(8),
-                cseq: 0,
-                state: TrunkRegState::Idle,
-                pending: None,
-                next_send: None,
-                auth: None,
-                failures: 0,
-                stale_retries: 0,
-                interval_retries: 0,
-                unregistering: false,
-            })
-            .collect();
         TrunkRegistrations {
-            trunks,
+            trunks: trunks.into_iter().map(Trunk::new).collect(),
+            started: false,
             local: Box::new(local),
             user_agent: None,
             next_id: 0,
@@ -200,19 +237,86 @@ impl TrunkRegistrations {
 
     /// Starts every registration now.
     pub fn start(&mut self, now: Instant) {
+        self.started = true;
         for i in 0..self.trunks.len() {
-            let t = &mut self.trunks[i];
-            t.unregistering = false;
-            t.failures = 0;
-            t.next_send = None;
-            if t.pending.is_none() {
-                self.send(i, Sent::Plain);
-            }
-            let t = &mut self.trunks[i];
-            if !matches!(t.state, TrunkRegState::Registered { until } if until > now) {
-                set_state(t, TrunkRegState::Registering);
+            if !self.trunks[i].retired {
+                self.start_one(now, i);
             }
         }
+    }
+
+    fn start_one(&mut self, now: Instant, i: usize) {
+        let t = &mut self.trunks[i];
+        t.unregistering = false;
+        t.failures = 0;
+        t.next_send = None;
+        // A request in flight is superseded: its answer is ignored.
+        t.pending = None;
+        let sent = t.credentials();
+        self.send(i, sent);
+        let t = &mut self.trunks[i];
+        if !matches!(t.state, TrunkRegState::Registered { until } if until > now) {
+            set_state(t, TrunkRegState::Registering);
+        }
+    }
+
+    /// Applies a new trunk list (config reload). Trunks whose binding is
+    /// unchanged keep their registration, re-registering at once when their
+    /// credentials or interval changed; removed trunks are unregistered, new
+    /// ones registered (once started).
+    pub fn reconfigure(&mut self, now: Instant, trunks: Vec<TrunkRegConfig>) {
+        let mut fresh = trunks;
+        for i in 0..self.trunks.len() {
+            if self.trunks[i].retired {
+                continue;
+            }
+            let pos = fresh.iter().position(|c| self.trunks[i].same_binding(c));
+            match pos {
+                Some(k) => {
+                    let cfg = fresh.remove(k);
+                    let t = &mut self.trunks[i];
+                    if t.cfg != cfg {
+                        info!(trunk = %cfg.name, "trunk registration settings changed");
+                        t.expires = cfg.expires;
+                        t.cfg = cfg;
+                        t.auth = None;
+                        if self.started && !t.unregistering {
+                            self.start_one(now, i);
+                        }
+                    }
+                }
+                None => self.retire(now, i),
+            }
+        }
+        for cfg in fresh {
+            self.trunks.push(Trunk::new(cfg));
+            if self.started {
+                let i = self.trunks.len() - 1;
+                self.start_one(now, i);
+            }
+        }
+        self.prune();
+    }
+
+    /// Unregisters a trunk gone from the config.
+    fn retire(&mut self, now: Instant, i: usize) {
+        let t = &mut self.trunks[i];
+        info!(trunk = %t.cfg.name, "trunk removed from the configuration");
+        t.retired = true;
+        if t.maybe_bound(now) && !t.unregistering {
+            t.unregistering = true;
+            t.next_send = None;
+            t.pending = None;
+            let sent = t.credentials();
+            self.send(i, sent);
+        } else if !t.unregistering {
+            t.pending = None;
+        }
+    }
+
+    /// Drops retired trunks with nothing left in flight.
+    fn prune(&mut self) {
+        self.trunks.retain(|t| !(t.retired && t.pending.is_none()));
     }
 
     /// The next REGISTER to send and where; the owner starts a client
@@ -232,7 +336,9 @@ impl TrunkRegistrations {
             debug!(?id, code, "response to a REGISTER no longer pending");
             return;
         };
-        let Some(p) = self.trunks[i].pending.take() else { return };
+        let Some(p) = self.trunks[i].pending.take() else {
+            return;
+        };
         match code {
             200..=299 => self.on_success(now, i, p, msg),
             401 | 407 => self.on_challenge(now, i, p, code, msg),
@@ -242,13 +348,20 @@ impl TrunkRegistrations {
                 self.fail(now, i, Some(code), reason);
             }
         }
+        self.prune();
     }
 
     /// Timeout or transport error of the request's transaction.
     pub fn on_failure(&mut self, now: Instant, id: RegRequestId) {
         let Some(i) = self.index_of(id) else { return };
         self.trunks[i].pending = None;
-        self.fail(now, i, None, "no response (timeout or transport error)".to_string());
+        self.fail(
+            now,
+            i,
+            None,
+            "no response (timeout or transport error)".to_string(),
+        );
+        self.prune();
     }
 
     /// Sends the refreshes and retries that are due.
@@ -261,7 +374,7 @@ impl TrunkRegistrations {
                     if matches!(t.state, TrunkRegState::Failed { .. }) {
                         set_state(t, TrunkRegState::Registering);
                     }
-                    let sent = if t.auth.is_some() { Sent::Cached } else { Sent::Plain };
+                    let sent = t.credentials();
                     self.send(i, sent);
                 }
                 _ => {}
@@ -282,6 +395,7 @@ impl TrunkRegistrations {
     pub fn states(&self) -> Vec<(String, TrunkRegState)> {
         self.trunks
             .iter()
+            .filter(|t| !t.retired)
             .map(|t| (t.cfg.name.clone(), t.state.clone()))
             .collect()
     }
@@ -299,24 +413,26 @@ impl TrunkRegistrations {
     /// Sends REGISTER with Expires: 0 for each registered (or registering)
     /// trunk, and stops every refresh and retry (shutdown).
     pub fn unregister_all(&mut self, now: Instant) {
+        self.started = false;
         for i in 0..self.trunks.len() {
             let t = &mut self.trunks[i];
-            let bound = match t.state {
-                TrunkRegState::Registered { until } => until > now,
-                TrunkRegState::Registering => true,
-                _ => false,
-            };
+            if t.unregistering {
+                continue;
+            }
+            let bound = t.maybe_bound(now);
             t.unregistering = true;
             t.next_send = None;
             // A request still in flight is superseded: its answer is ignored.
             t.pending = None;
             if bound {
-                let sent = if t.auth.is_some() { Sent::Cached } else { Sent::Plain };
+                let sent = t.credentials();
                 self.send(i, sent);
             } else {
+                t.unregistering = false;
                 set_state(t, TrunkRegState::Idle);
             }
         }
+        self.prune();
     }
 
     fn index_of(&self, id: RegRequestId) -> Option<usize> {
@@ -332,6 +448,7 @@ impl TrunkRegistrations {
         t.interval_retries = 0;
         if p.expires == 0 {
             t.unregistering = false;
+            t.bound_until = None;
             set_state(t, TrunkRegState::Idle);
             return;
         }
@@ -345,8 +462,14 @@ impl TrunkRegistrations {
         let interval = Duration::from_secs(u64::from(granted));
         t.failures = 0;
         t.next_send = Some(now + refresh_delay(interval));
+        t.bound_until = Some(now + interval);
         debug!(trunk = %t.cfg.name, granted, "trunk registration refreshed");
-        set_state(t, TrunkRegState::Registered { until: now + interval });
+        set_state(
+            t,
+            TrunkRegState::Registered {
+                until: now + interval,
+            },
+        );
     }
 
     fn on_challenge(&mut self, now: Instant, i: usize, p: Pending, code: u16, msg: &Message) {
@@ -363,20 +486,35 @@ impl TrunkRegistrations {
             .find_map(|v| Challenge::parse(v).ok());
         let Some(challenge) = challenge else {
             self.trunks[i].auth = None;
-            self.fail(now, i, Some(code), "no digest challenge we can answer".into());
+            self.fail(
+                now,
+                i,
+                Some(code),
+                "no digest challenge we can answer".into(),
+            );
             return;
         };
         let t = &mut self.trunks[i];
         if p.sent == Sent::Fresh {
             if !challenge.stale {
                 t.auth = None;
-                self.fail(now, i, Some(code), "authentication rejected: wrong credentials".into());
+                self.fail(
+                    now,
+                    i,
+                    Some(code),
+                    "authentication rejected: wrong credentials".into(),
+                );
                 return;
             }
             t.stale_retries += 1;
             if t.stale_retries > MAX_STALE_RETRIES {
                 t.auth = None;
-                self.fail(now, i, Some(code), "registrar keeps answering stale=true".into());
+                self.fail(
+                    now,
+                    i,
+                    Some(code),
+                    "registrar keeps answering stale=true".into(),
+                );
                 return;
             }
         }
@@ -397,10 +535,15 @@ impl TrunkRegistrations {
             Some(min) if min > p.expires && t.interval_retries <= MAX_INTERVAL_RETRIES => {
                 info!(trunk = %t.cfg.name, min_expires = min, "registrar asks for a longer interval");
                 t.expires = min;
-                let sent = if t.auth.is_some() { Sent::Cached } else { Sent::Plain };
+                let sent = t.credentials();
                 self.send_expires(i, sent, min);
             }
-            _ => self.fail(now, i, Some(423), "interval too brief, no usable Min-Expires".into()),
+            _ => self.fail(
+                now,
+                i,
+                Some(423),
+                "interval too brief, no usable Min-Expires".into(),
+            ),
         }
     }
 
@@ -426,7 +569,14 @@ impl TrunkRegistrations {
             retry_in_s = delay.as_secs(),
             "trunk registration failed"
         );
-        set_state(t, TrunkRegState::Failed { code, reason, retry_at });
+        set_state(
+            t,
+            TrunkRegState::Failed {
+                code,
+                reason,
+                retry_at,
+            },
+        );
     }
 
     fn send(&mut self, i: usize, sent: Sent) {
@@ -463,7 +613,10 @@ impl TrunkRegistrations {
         req.push(HeaderName::CSeq, format!("{} REGISTER", t.cseq));
         req.push(
             HeaderName::Contact,
-            format!("<sip:{}@{};transport={}>", t.cfg.contact_user, local, transport),
+            format!(
+                "<sip:{}@{};transport={}>",
+                t.cfg.contact_user, local, transport
+            ),
         );
         req.push(HeaderName::Expires, expires.to_string());
         let sent = match (&mut t.auth, sent) {
@@ -506,9 +659,8 @@ fn set_state(t: &mut Trunk, new: TrunkRegState) {
             TrunkRegState::Idle => info!(trunk = %t.cfg.name, "trunk registration idle"),
             TrunkRegState::Registering => info!(trunk = %t.cfg.name, "trunk registering"),
             TrunkRegState::Registered { .. } => info!(trunk = %t.cfg.name, "trunk registered"),
-            TrunkRegState::Failed { code, reason, .. } => {
-                info!(trunk = %t.cfg.name, ?code, %reason, "trunk registration failed")
-            }
+            // Logged at warn, with the reason and the retry, by `fail`.
+            TrunkRegState::Failed { .. } => {}
         }
     }
     t.state = new;
@@ -537,7 +689,11 @@ fn granted_expires(msg: &Message, contact_user: &str, local: SocketAddr) -> Opti
             && c.uri.host_str().eq_ignore_ascii_case(&host)
             && c.uri.port.unwrap_or(5060) == local.port()
     });
-    let ours = ours.or(if contacts.len() == 1 { contacts.first() } else { None });
+    let ours = ours.or(if contacts.len() == 1 {
+        contacts.first()
+    } else {
+        None
+    });
     ours.and_then(|c| c.params.value("expires"))
         .and_then(|v| sip::parse::parse_u32(v))
         .or_else(|| msg.u32_header(&HeaderName::Expires).ok().flatten())
@@ -571,7 +727,9 @@ fn reason_of(msg: &Message) -> String {
 
 fn random_hex(bytes: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..bytes).map(|_| format!("{:02x}", rng.gen::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.gen::<u8>()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -590,7 +748,15 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        for (n, base) in [(0, 30), (1, 60), (2, 120), (3, 240), (4, 480), (5, 600), (40, 600)] {
+        for (n, base) in [
+            (0, 30),
+            (1, 60),
+            (2, 120),
+            (3, 240),
+            (4, 480),
+            (5, 600),
+            (40, 600),
+        ] {
             let d = backoff(n);
             let base = Duration::from_secs(base);
             assert!(d >= base && d <= base + base / 10, "{n}: {d:?}");

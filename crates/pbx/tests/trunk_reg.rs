@@ -63,7 +63,12 @@ impl Provider {
     }
 
     /// Checks the request's credentials (in `header`) as the provider does.
-    fn verify(&self, now: Instant, req: &Message, header: &HeaderName) -> Result<AuthOk, AuthError> {
+    fn verify(
+        &self,
+        now: Instant,
+        req: &Message,
+        header: &HeaderName,
+    ) -> Result<AuthOk, AuthError> {
         let value = req.header(header).ok_or(AuthError::Missing)?;
         let uri = req.request_uri().unwrap().to_bytes();
         self.auth
@@ -79,7 +84,12 @@ fn on_wire(req: &Message) -> Message {
 }
 
 fn hdr(m: &Message, name: HeaderName) -> String {
-    String::from_utf8(m.header(&name).unwrap_or_else(|| panic!("no {name}")).to_vec()).unwrap()
+    String::from_utf8(
+        m.header(&name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 /// A provider response to `req` written as SIP text, with `extra` header lines.
@@ -128,7 +138,10 @@ fn retry_at(regs: &TrunkRegistrations) -> Instant {
 /// Asserts the retry is `base` seconds after `now`, give or take the jitter.
 fn assert_backoff(regs: &TrunkRegistrations, now: Instant, base: u64) {
     let d = retry_at(regs) - now;
-    assert!(d >= s(base) && d <= s(base) + s(base) / 10, "retry in {d:?}, expected ~{base} s");
+    assert!(
+        d >= s(base) && d <= s(base) + s(base) / 10,
+        "retry in {d:?}, expected ~{base} s"
+    );
     assert_eq!(regs.poll_timeout(), Some(retry_at(regs)));
 }
 
@@ -140,16 +153,31 @@ fn registered(t0: Instant) -> (TrunkRegistrations, Provider, Instant) {
     regs.start(t0);
     let (id, r1) = take(&mut regs);
     let t = t0 + Duration::from_millis(40);
-    regs.on_response(t, id, &respond(&r1, "401 Unauthorized", &provider.challenge(t, "WWW-Authenticate", false)));
+    regs.on_response(
+        t,
+        id,
+        &respond(
+            &r1,
+            "401 Unauthorized",
+            &provider.challenge(t, "WWW-Authenticate", false),
+        ),
+    );
     let (id, r2) = take(&mut regs);
     provider.verify(t, &r2, &HeaderName::Authorization).unwrap();
     let t = t + Duration::from_millis(40);
     regs.on_response(
         t,
         id,
-        &respond(&r2, "200 OK", &[format!("Contact: {};expires=120", our_contact())]),
+        &respond(
+            &r2,
+            "200 OK",
+            &[format!("Contact: {};expires=120", our_contact())],
+        ),
     );
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: t + s(120) });
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered { until: t + s(120) }
+    );
     (regs, provider, t)
 }
 
@@ -165,7 +193,10 @@ fn registers_through_md5_challenge_and_refreshes_before_expiry() {
 
     let (id1, r1) = take(&mut regs);
     assert!(regs.poll_request().is_none());
-    assert_eq!(r1.request_uri().unwrap().to_string(), "sip:sip.voipco.example");
+    assert_eq!(
+        r1.request_uri().unwrap().to_string(),
+        "sip:sip.voipco.example"
+    );
     assert_eq!(hdr(&r1, HeaderName::To), format!("<sip:{USER}@{DOMAIN}>"));
     let from = r1.from_hdr().unwrap();
     assert_eq!(from.uri.to_string(), format!("sip:{USER}@{DOMAIN}"));
@@ -190,13 +221,22 @@ fn registers_through_md5_challenge_and_refreshes_before_expiry() {
     assert_eq!(cseq(&r2), 2);
     assert_eq!(hdr(&r2, HeaderName::CallId), call_id);
     assert_eq!(r2.from_hdr().unwrap().tag(), from.tag());
-    assert_ne!(r2.top_via().unwrap().branch(), r1.top_via().unwrap().branch());
+    assert_ne!(
+        r2.top_via().unwrap().branch(),
+        r1.top_via().unwrap().branch()
+    );
     let authz = hdr(&r2, HeaderName::Authorization);
-    assert!(authz.contains("qop=auth") && authz.contains("nc=00000001"), "{authz}");
+    assert!(
+        authz.contains("qop=auth") && authz.contains("nc=00000001"),
+        "{authz}"
+    );
     // The provider's own check: right password accepted, a wrong one would not be.
     let mut wrong = Provider::new(t0, &[Algorithm::Md5]);
     wrong.password = "not-the-password".into();
-    assert_eq!(wrong.verify(t, &r2, &HeaderName::Authorization), Err(AuthError::BadResponse));
+    assert_eq!(
+        wrong.verify(t, &r2, &HeaderName::Authorization),
+        Err(AuthError::BadResponse)
+    );
     let ok = provider.verify(t, &r2, &HeaderName::Authorization).unwrap();
     assert_eq!((ok.user.as_str(), ok.algorithm), (USER, Algorithm::Md5));
     assert_eq!(state(&regs), TrunkRegState::Registering);
@@ -213,7 +253,10 @@ fn registers_through_md5_challenge_and_refreshes_before_expiry() {
         ],
     );
     regs.on_response(t1, id2, &ok);
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: t1 + s(120) });
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered { until: t1 + s(120) }
+    );
     // Refresh at the earlier of 90 % (108 s) and expiry - 30 s (90 s).
     assert_eq!(regs.poll_timeout(), Some(t1 + s(90)));
     // A late copy of the 200 is ignored.
@@ -229,12 +272,29 @@ fn registers_through_md5_challenge_and_refreshes_before_expiry() {
     assert_eq!(hdr(&r3, HeaderName::Expires), "3600");
     // Credentials reused up front with the next nonce-count.
     assert!(hdr(&r3, HeaderName::Authorization).contains("nc=00000002"));
-    provider.verify(t2, &r3, &HeaderName::Authorization).unwrap();
+    provider
+        .verify(t2, &r3, &HeaderName::Authorization)
+        .unwrap();
     assert!(matches!(state(&regs), TrunkRegState::Registered { .. }));
-    assert_eq!(regs.poll_timeout(), None, "no timer while the refresh is pending");
+    assert_eq!(
+        regs.poll_timeout(),
+        None,
+        "no timer while the refresh is pending"
+    );
 
-    regs.on_response(t2, id3, &respond(&r3, "200 OK", &[format!("Contact: {};expires=120", our_contact())]));
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: t2 + s(120) });
+    regs.on_response(
+        t2,
+        id3,
+        &respond(
+            &r3,
+            "200 OK",
+            &[format!("Contact: {};expires=120", our_contact())],
+        ),
+    );
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered { until: t2 + s(120) }
+    );
     assert_eq!(regs.poll_timeout(), Some(t2 + s(90)));
 }
 
@@ -250,16 +310,41 @@ fn wrong_password_fails_and_retries_after_backoff() {
     for (round, base) in [(0u32, 30u64), (1, 60)] {
         let (id, r) = take(&mut regs);
         assert_eq!(cseq(&r), 1 + 2 * round);
-        assert!(r.header(&HeaderName::Authorization).is_none(), "a retry starts afresh");
-        regs.on_response(now, id, &respond(&r, "401 Unauthorized", &provider.challenge(now, "WWW-Authenticate", false)));
+        assert!(
+            r.header(&HeaderName::Authorization).is_none(),
+            "a retry starts afresh"
+        );
+        regs.on_response(
+            now,
+            id,
+            &respond(
+                &r,
+                "401 Unauthorized",
+                &provider.challenge(now, "WWW-Authenticate", false),
+            ),
+        );
         let (id, r) = take(&mut regs);
-        assert_eq!(provider.verify(now, &r, &HeaderName::Authorization), Err(AuthError::BadResponse));
-        regs.on_response(now, id, &respond(&r, "401 Unauthorized", &provider.challenge(now, "WWW-Authenticate", false)));
+        assert_eq!(
+            provider.verify(now, &r, &HeaderName::Authorization),
+            Err(AuthError::BadResponse)
+        );
+        regs.on_response(
+            now,
+            id,
+            &respond(
+                &r,
+                "401 Unauthorized",
+                &provider.challenge(now, "WWW-Authenticate", false),
+            ),
+        );
         match state(&regs) {
             TrunkRegState::Failed { code, .. } => assert_eq!(code, Some(401)),
             other => panic!("{other:?}"),
         }
-        assert!(regs.poll_request().is_none(), "wrong credentials are not resent");
+        assert!(
+            regs.poll_request().is_none(),
+            "wrong credentials are not resent"
+        );
         assert_backoff(&regs, now, base);
         let at = retry_at(&regs);
         regs.handle_timeout(at - s(1));
@@ -282,12 +367,17 @@ fn failures_back_off_doubling_up_to_the_cap_and_reset_on_success() {
         assert_eq!(cseq(&r), n as u32 + 1);
         if n % 2 == 0 {
             regs.on_response(now, id, &respond(&r, "503 Service Unavailable", &[]));
-            assert!(matches!(state(&regs), TrunkRegState::Failed { code: Some(503), ref reason, .. } if reason == "Service Unavailable"));
+            assert!(
+                matches!(state(&regs), TrunkRegState::Failed { code: Some(503), ref reason, .. } if reason == "Service Unavailable")
+            );
         } else {
             // Timer F or an ICMP error.
             regs.on_failure(now + s(32), id);
             now += s(32);
-            assert!(matches!(state(&regs), TrunkRegState::Failed { code: None, .. }));
+            assert!(matches!(
+                state(&regs),
+                TrunkRegState::Failed { code: None, .. }
+            ));
         }
         assert_backoff(&regs, now, base);
         now = retry_at(&regs);
@@ -295,8 +385,21 @@ fn failures_back_off_doubling_up_to_the_cap_and_reset_on_success() {
     }
     let (id, r) = take(&mut regs);
     // No expires on the Contact: the Expires header counts.
-    regs.on_response(now, id, &respond(&r, "200 OK", &[format!("Contact: {}", our_contact()), "Expires: 300".into()]));
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: now + s(300) });
+    regs.on_response(
+        now,
+        id,
+        &respond(
+            &r,
+            "200 OK",
+            &[format!("Contact: {}", our_contact()), "Expires: 300".into()],
+        ),
+    );
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered {
+            until: now + s(300)
+        }
+    );
     assert_eq!(regs.poll_timeout(), Some(now + s(270)));
     now += s(270);
     regs.handle_timeout(now);
@@ -314,25 +417,46 @@ fn interval_too_brief_is_retried_with_min_expires() {
     regs.start(t0);
     let (id, r1) = take(&mut regs);
     assert_eq!(hdr(&r1, HeaderName::Expires), "60");
-    regs.on_response(t0, id, &respond(&r1, "423 Interval Too Brief", &["Min-Expires: 600".into()]));
+    regs.on_response(
+        t0,
+        id,
+        &respond(&r1, "423 Interval Too Brief", &["Min-Expires: 600".into()]),
+    );
     let (id, r2) = take(&mut regs);
     assert_eq!(hdr(&r2, HeaderName::Expires), "600");
     assert_eq!(cseq(&r2), 2);
     assert_eq!(state(&regs), TrunkRegState::Registering);
     // Neither a Contact expires nor an Expires header: what we asked.
     regs.on_response(t0, id, &respond(&r2, "200 OK", &[]));
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: t0 + s(600) });
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered { until: t0 + s(600) }
+    );
     regs.handle_timeout(t0 + s(540));
     let (_, r3) = take(&mut regs);
-    assert_eq!(hdr(&r3, HeaderName::Expires), "600", "the raised interval sticks");
+    assert_eq!(
+        hdr(&r3, HeaderName::Expires),
+        "600",
+        "the raised interval sticks"
+    );
 
     // A 423 without a usable Min-Expires is a failure, not a loop.
     let mut regs = TrunkRegistrations::new(vec![config("voipco")], local);
     regs.start(t0);
     let (id, r) = take(&mut regs);
-    regs.on_response(t0, id, &respond(&r, "423 Interval Too Brief", &["Min-Expires: 60".into()]));
+    regs.on_response(
+        t0,
+        id,
+        &respond(&r, "423 Interval Too Brief", &["Min-Expires: 60".into()]),
+    );
     assert!(regs.poll_request().is_none());
-    assert!(matches!(state(&regs), TrunkRegState::Failed { code: Some(423), .. }));
+    assert!(matches!(
+        state(&regs),
+        TrunkRegState::Failed {
+            code: Some(423),
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -342,35 +466,89 @@ fn stale_nonce_is_answered_at_once_with_the_new_nonce() {
     let mut regs = TrunkRegistrations::new(vec![config("voipco")], local);
     regs.start(t0);
     let (id, r1) = take(&mut regs);
-    regs.on_response(t0, id, &respond(&r1, "401 Unauthorized", &provider.challenge(t0, "WWW-Authenticate", false)));
+    regs.on_response(
+        t0,
+        id,
+        &respond(
+            &r1,
+            "401 Unauthorized",
+            &provider.challenge(t0, "WWW-Authenticate", false),
+        ),
+    );
     let (id, r2) = take(&mut regs);
     let first_nonce = pbx::auth::Credentials::parse(r2.header(&HeaderName::Authorization).unwrap())
         .unwrap()
         .nonce;
     // The provider restarted: the right password on a nonce it no longer knows.
     let t = t0 + s(1);
-    regs.on_response(t, id, &respond(&r2, "401 Unauthorized", &provider.challenge(t, "WWW-Authenticate", true)));
+    regs.on_response(
+        t,
+        id,
+        &respond(
+            &r2,
+            "401 Unauthorized",
+            &provider.challenge(t, "WWW-Authenticate", true),
+        ),
+    );
     assert_eq!(state(&regs), TrunkRegState::Registering);
     let (id, r3) = take(&mut regs);
-    let creds = pbx::auth::Credentials::parse(r3.header(&HeaderName::Authorization).unwrap()).unwrap();
+    let creds =
+        pbx::auth::Credentials::parse(r3.header(&HeaderName::Authorization).unwrap()).unwrap();
     assert_ne!(creds.nonce, first_nonce);
-    assert_eq!(creds.nc.as_deref(), Some("00000001"), "nc restarts with a new nonce");
+    assert_eq!(
+        creds.nc.as_deref(),
+        Some("00000001"),
+        "nc restarts with a new nonce"
+    );
     provider.verify(t, &r3, &HeaderName::Authorization).unwrap();
-    regs.on_response(t, id, &respond(&r3, "200 OK", &[format!("Contact: {};expires=600", our_contact())]));
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: t + s(600) });
+    regs.on_response(
+        t,
+        id,
+        &respond(
+            &r3,
+            "200 OK",
+            &[format!("Contact: {};expires=600", our_contact())],
+        ),
+    );
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered { until: t + s(600) }
+    );
 
     // A registrar answering stale=true for ever is given up on.
     let mut regs = TrunkRegistrations::new(vec![config("voipco")], local);
     regs.start(t0);
     let (id, r) = take(&mut regs);
-    regs.on_response(t0, id, &respond(&r, "401 Unauthorized", &provider.challenge(t0, "WWW-Authenticate", false)));
+    regs.on_response(
+        t0,
+        id,
+        &respond(
+            &r,
+            "401 Unauthorized",
+            &provider.challenge(t0, "WWW-Authenticate", false),
+        ),
+    );
     let mut sent = 0;
     while let Some((id, r, _)) = regs.poll_request() {
         sent += 1;
         assert!(sent < 10, "stale loop");
-        regs.on_response(t0, id, &respond(&r, "401 Unauthorized", &provider.challenge(t0, "WWW-Authenticate", true)));
+        regs.on_response(
+            t0,
+            id,
+            &respond(
+                &r,
+                "401 Unauthorized",
+                &provider.challenge(t0, "WWW-Authenticate", true),
+            ),
+        );
     }
-    assert!(matches!(state(&regs), TrunkRegState::Failed { code: Some(401), .. }));
+    assert!(matches!(
+        state(&regs),
+        TrunkRegState::Failed {
+            code: Some(401),
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -384,20 +562,45 @@ fn proxy_challenge_sha256_and_auth_username() {
     let mut regs = TrunkRegistrations::new(vec![cfg], local);
     regs.start(t0);
     let (id, r1) = take(&mut regs);
-    assert_eq!(hdr(&r1, HeaderName::Contact), "<sip:442077700@127.0.0.1:5060;transport=udp>");
-    regs.on_response(t0, id, &respond(&r1, "407 Proxy Authentication Required", &provider.challenge(t0, "Proxy-Authenticate", false)));
+    assert_eq!(
+        hdr(&r1, HeaderName::Contact),
+        "<sip:442077700@127.0.0.1:5060;transport=udp>"
+    );
+    regs.on_response(
+        t0,
+        id,
+        &respond(
+            &r1,
+            "407 Proxy Authentication Required",
+            &provider.challenge(t0, "Proxy-Authenticate", false),
+        ),
+    );
     let (id, r2) = take(&mut regs);
     assert!(r2.header(&HeaderName::Authorization).is_none());
-    let ok = provider.verify(t0, &r2, &HeaderName::ProxyAuthorization).unwrap();
-    assert_eq!((ok.user.as_str(), ok.algorithm), ("acct-77", Algorithm::Sha256));
+    let ok = provider
+        .verify(t0, &r2, &HeaderName::ProxyAuthorization)
+        .unwrap();
+    assert_eq!(
+        (ok.user.as_str(), ok.algorithm),
+        ("acct-77", Algorithm::Sha256)
+    );
     // The AOR keeps the username.
     assert_eq!(hdr(&r2, HeaderName::To), format!("<sip:{USER}@{DOMAIN}>"));
     regs.on_response(
         t0,
         id,
-        &respond(&r2, "200 OK", &["Contact: <sip:442077700@127.0.0.1:5060;transport=udp>;expires=1800".into()]),
+        &respond(
+            &r2,
+            "200 OK",
+            &["Contact: <sip:442077700@127.0.0.1:5060;transport=udp>;expires=1800".into()],
+        ),
     );
-    assert_eq!(state(&regs), TrunkRegState::Registered { until: t0 + s(1800) });
+    assert_eq!(
+        state(&regs),
+        TrunkRegState::Registered {
+            until: t0 + s(1800)
+        }
+    );
 }
 
 #[test]
@@ -407,7 +610,15 @@ fn unregister_all_sends_expires_zero_for_registered_trunks() {
     regs.handle_timeout(t + s(90));
     let (id, refresh) = take(&mut regs);
     let t = t + s(90);
-    regs.on_response(t, id, &respond(&refresh, "200 OK", &[format!("Contact: {};expires=120", our_contact())]));
+    regs.on_response(
+        t,
+        id,
+        &respond(
+            &refresh,
+            "200 OK",
+            &[format!("Contact: {};expires=120", our_contact())],
+        ),
+    );
 
     regs.unregister_all(t + s(10));
     let (id, un) = take(&mut regs);
@@ -415,8 +626,13 @@ fn unregister_all_sends_expires_zero_for_registered_trunks() {
     assert_eq!(hdr(&un, HeaderName::Expires), "0");
     assert_eq!(hdr(&un, HeaderName::Contact), our_contact());
     assert_eq!(cseq(&un), cseq(&refresh) + 1);
-    assert_eq!(hdr(&un, HeaderName::CallId), hdr(&refresh, HeaderName::CallId));
-    provider.verify(t + s(10), &un, &HeaderName::Authorization).unwrap();
+    assert_eq!(
+        hdr(&un, HeaderName::CallId),
+        hdr(&refresh, HeaderName::CallId)
+    );
+    provider
+        .verify(t + s(10), &un, &HeaderName::Authorization)
+        .unwrap();
     assert_eq!(regs.pending(), 1);
     assert_eq!(regs.poll_timeout(), None, "no refresh while shutting down");
     regs.on_response(t + s(10), id, &respond(&un, "200 OK", &[]));
@@ -440,19 +656,42 @@ fn unregister_answers_a_challenge_and_skips_failed_trunks() {
     assert_ne!(hdr(&ra, HeaderName::CallId), hdr(&rb, HeaderName::CallId));
     regs.on_response(t0, a, &respond(&ra, "200 OK", &["Expires: 600".into()]));
     regs.on_response(t0, b, &respond(&rb, "403 Forbidden", &[]));
-    assert!(matches!(regs.states()[1].1, TrunkRegState::Failed { code: Some(403), .. }));
+    assert!(matches!(
+        regs.states()[1].1,
+        TrunkRegState::Failed {
+            code: Some(403),
+            ..
+        }
+    ));
 
     regs.unregister_all(t0 + s(5));
     let (id, un) = take(&mut regs);
-    assert!(regs.poll_request().is_none(), "the failed trunk has nothing to remove");
+    assert!(
+        regs.poll_request().is_none(),
+        "the failed trunk has nothing to remove"
+    );
     assert_eq!(regs.states()[1].1, TrunkRegState::Idle);
     assert_eq!(hdr(&un, HeaderName::Expires), "0");
-    regs.on_response(t0 + s(5), id, &respond(&un, "401 Unauthorized", &provider.challenge(t0, "WWW-Authenticate", false)));
+    regs.on_response(
+        t0 + s(5),
+        id,
+        &respond(
+            &un,
+            "401 Unauthorized",
+            &provider.challenge(t0, "WWW-Authenticate", false),
+        ),
+    );
     let (id, un2) = take(&mut regs);
     assert_eq!(hdr(&un2, HeaderName::Expires), "0");
-    provider.verify(t0 + s(5), &un2, &HeaderName::Authorization).unwrap();
+    provider
+        .verify(t0 + s(5), &un2, &HeaderName::Authorization)
+        .unwrap();
     // Refused: give up quietly, no retry at shutdown.
-    regs.on_response(t0 + s(5), id, &respond(&un2, "500 Server Internal Error", &[]));
+    regs.on_response(
+        t0 + s(5),
+        id,
+        &respond(&un2, "500 Server Internal Error", &[]),
+    );
     assert_eq!(state(&regs), TrunkRegState::Idle);
     assert_eq!(regs.poll_timeout(), None);
 }
@@ -475,17 +714,129 @@ fn stray_and_malformed_responses_do_no_harm() {
 
     // A 401 without a challenge, then one with a challenge we cannot parse.
     regs.on_response(t0, id, &respond(&r1, "401 Unauthorized", &[]));
-    assert!(matches!(state(&regs), TrunkRegState::Failed { code: Some(401), .. }));
+    assert!(matches!(
+        state(&regs),
+        TrunkRegState::Failed {
+            code: Some(401),
+            ..
+        }
+    ));
     regs.handle_timeout(retry_at(&regs));
     let (id, r2) = take(&mut regs);
     regs.on_response(
         t0,
         id,
-        &respond(&r2, "401 Unauthorized", &["WWW-Authenticate: Digest realm=\"x\", algorithm=SHA-512-256, nonce=\"n\"".into()]),
+        &respond(
+            &r2,
+            "401 Unauthorized",
+            &["WWW-Authenticate: Digest realm=\"x\", algorithm=SHA-512-256, nonce=\"n\"".into()],
+        ),
     );
-    assert!(matches!(state(&regs), TrunkRegState::Failed { code: Some(401), .. }));
+    assert!(matches!(
+        state(&regs),
+        TrunkRegState::Failed {
+            code: Some(401),
+            ..
+        }
+    ));
     assert!(regs.poll_request().is_none());
     // The answer to a request that already failed is ignored.
     regs.on_response(t0, id, &respond(&r2, "200 OK", &[]));
     assert!(matches!(state(&regs), TrunkRegState::Failed { .. }));
+}
+
+#[test]
+fn unregister_covers_a_live_binding_whose_refresh_failed() {
+    let t0 = Instant::now();
+    let (mut regs, _provider, t) = registered(t0);
+    let t = t + s(90);
+    regs.handle_timeout(t);
+    let (id, _) = take(&mut regs);
+    regs.on_failure(t + s(32), id);
+    assert!(matches!(
+        state(&regs),
+        TrunkRegState::Failed { code: None, .. }
+    ));
+    // The 120 s binding still runs until t + 30 s: remove it.
+    regs.unregister_all(t + s(20));
+    let (_, un) = take(&mut regs);
+    assert_eq!(hdr(&un, HeaderName::Expires), "0");
+    // Past its end there is nothing to remove.
+    let (mut regs, _provider, t) = registered(t0);
+    regs.handle_timeout(t + s(90));
+    let (id, _) = take(&mut regs);
+    regs.on_failure(t + s(122), id);
+    regs.unregister_all(t + s(125));
+    assert!(regs.poll_request().is_none());
+    assert_eq!(state(&regs), TrunkRegState::Idle);
+}
+
+#[test]
+fn reconfigure_keeps_changes_and_removes_trunks() {
+    let t0 = Instant::now();
+    let provider = Provider::new(t0, &[Algorithm::Md5]);
+    let mut regs = TrunkRegistrations::new(vec![config("voipco"), config("old")], local);
+    // Before start nothing is sent, even for new trunks.
+    regs.reconfigure(t0, vec![config("voipco"), config("old"), config("early")]);
+    assert!(regs.poll_request().is_none());
+    regs.start(t0);
+    let mut call_ids = std::collections::HashMap::new();
+    while let Some((id, r, _)) = regs.poll_request() {
+        let name = regs.trunk_of(id).unwrap().to_string();
+        call_ids.insert(name, hdr(&r, HeaderName::CallId));
+        regs.on_response(t0, id, &respond(&r, "200 OK", &["Expires: 600".into()]));
+    }
+    assert_eq!(call_ids.len(), 3);
+
+    // Unchanged: nothing happens.
+    regs.reconfigure(
+        t0 + s(1),
+        vec![config("voipco"), config("old"), config("early")],
+    );
+    assert!(regs.poll_request().is_none());
+
+    // "voipco" gets a new password, "old" goes, "new" comes.
+    let mut changed = config("voipco");
+    changed.password = "n3w-Passw0rd".into();
+    let t = t0 + s(2);
+    regs.reconfigure(t, vec![changed, config("early"), config("new")]);
+    let names: Vec<String> = regs.states().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["voipco", "early", "new"]);
+    let mut sent = Vec::new();
+    while let Some((id, r, _)) = regs.poll_request() {
+        sent.push((regs.trunk_of(id).unwrap().to_string(), id, r));
+    }
+    sent.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = sent.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["new", "old", "voipco"]);
+    let (_, old_id, old_req) = &sent[1];
+    assert_eq!(hdr(old_req, HeaderName::Expires), "0");
+    assert_eq!(&hdr(old_req, HeaderName::CallId), &call_ids["old"]);
+    let (_, v_id, v_req) = &sent[2];
+    assert_eq!(hdr(v_req, HeaderName::Expires), "3600");
+    assert_eq!(
+        &hdr(v_req, HeaderName::CallId),
+        &call_ids["voipco"],
+        "same binding, same Call-ID"
+    );
+    // The new password answers the next challenge.
+    regs.on_response(
+        t,
+        *v_id,
+        &respond(
+            v_req,
+            "401 Unauthorized",
+            &provider.challenge(t, "WWW-Authenticate", false),
+        ),
+    );
+    let (_, r) = take(&mut regs);
+    let mut p2 = Provider::new(t0, &[Algorithm::Md5]);
+    p2.password = "n3w-Passw0rd".into();
+    p2.verify(t, &r, &HeaderName::Authorization).unwrap();
+
+    assert_eq!(regs.pending(), 3);
+    regs.on_response(t, *old_id, &respond(old_req, "200 OK", &[]));
+    assert_eq!(regs.pending(), 2);
+    assert_eq!(regs.trunk_of(*old_id), None);
+    assert_eq!(regs.states().len(), 3);
 }

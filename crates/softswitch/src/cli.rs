@@ -1,4 +1,4 @@
-//! The command line: `softswitch [--log LEVEL] run|check [--config DIR]`.
+//! The command line: `softswitch [--log LEVEL] run|check|status [--config DIR]`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,19 @@ pub enum Command {
         /// The config folder: every *.toml in it is read.
         #[arg(long, value_name = "DIR", default_value = "config")]
         config: PathBuf,
+    },
+    /// Show the running daemon's state: registrations, calls, and each
+    /// site's link (capacity, reserved kbps each way, calls, refusals).
+    Status {
+        /// The config folder, to find the admin API's address.
+        #[arg(long, value_name = "DIR", default_value = "config")]
+        config: PathBuf,
+        /// The admin API's address, instead of reading it from the config.
+        #[arg(long, value_name = "IP:PORT")]
+        admin: Option<std::net::SocketAddr>,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
     },
 }
 

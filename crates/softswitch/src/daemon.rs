@@ -25,7 +25,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
                     name: e.name.clone(),
                     // `run` provisions every missing password before we get here.
                     password: e.password.clone().unwrap_or_default(),
-                    site: None,
+                    site: e.site.clone(),
                 },
             )
         })
@@ -48,10 +48,15 @@ pub fn server_config(config: &Config) -> ServerConfig {
             ring_timeout: config.sip.ring_timeout,
             min_expires: config.sip.min_expires,
             max_expires: config.sip.max_expires,
-            extensions,
+            extensions: extensions.clone(),
             advertised: HashMap::new(),
             auth_algorithms: config.sip.auth_algorithms.clone(),
-            admission: pbx::settings::AdmissionSettings::default(),
+            admission: pbx::settings::AdmissionSettings {
+                estimator: config.admission.estimator(),
+                sites: config.admission.sites.clone(),
+            },
+            router: std::sync::Arc::new(Settings::extensions_only_router(&extensions)),
+            trunks: HashMap::new(),
         },
         listen: config.sip.listen.clone(),
         advertise: Some(advertised_ip(config.sip.advertise, sip_bound)),
@@ -61,6 +66,12 @@ pub fn server_config(config: &Config) -> ServerConfig {
             port_min: config.media.port_min,
             port_max: config.media.port_max,
             dead_media: config.media.dead_media,
+            police: media::PoliceConfig {
+                margin_percent: config.admission.police_margin_percent,
+                window: config.admission.police_window,
+                drop_excess: config.admission.police_drop,
+                ..media::PoliceConfig::default()
+            },
         },
     }
 }
@@ -75,7 +86,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         domain = %config.sip.domain,
         "softswitch running; SIGINT or SIGTERM ends calls and stops"
     );
+    // The PBX keeps working without its admin API; say loudly that it is missing.
+    let (admin_addr, snapshot) = (config.admin.listen, running.snapshot.clone());
+    let admin = tokio::spawn(async move {
+        if let Err(e) = crate::admin::serve(admin_addr, snapshot).await {
+            tracing::error!("{e:#}");
+        }
+    });
     running.task.await.context("the engine task failed")?;
+    admin.abort();
     tracing::info!("stopped");
     Ok(())
 }

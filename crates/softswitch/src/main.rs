@@ -1,8 +1,10 @@
 //! The softswitch daemon.
 
+mod admin;
 mod cli;
 mod config;
 mod daemon;
+mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,6 +19,45 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Status {
+            config,
+            admin,
+            json,
+        } => status(&config, admin, json),
+    }
+}
+
+/// Prints the running daemon's state; exits 1 when it cannot be reached.
+fn status(dir: &Path, admin: Option<std::net::SocketAddr>, json: bool) -> ExitCode {
+    let addr = match admin {
+        Some(a) => a,
+        None => match config::load(dir) {
+            Ok(c) => c.admin.listen,
+            Err(errors) => {
+                report(&errors);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match status::fetch(addr) {
+        Ok(snapshot) => {
+            if json {
+                match serde_json::to_string_pretty(&snapshot) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", status::render(&snapshot));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

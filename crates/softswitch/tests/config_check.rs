@@ -414,3 +414,153 @@ fn run_refuses_a_bad_config_without_writing() {
     assert_error(&stderr(&out), &f, 3, 10, "`domain` is empty");
     assert!(!dir.path().join("secrets.toml").exists());
 }
+
+const SITES: &str = r#"[[site]]
+name = "geneva-office"
+networks = ["192.0.2.0/24"]
+down_kbps = 2000
+up_kbps = 1000
+max_calls = 20
+
+[[site]]
+name = "zurich"
+networks = ["198.51.100.0/24", "2001:db8:2::/48"]
+down_kbps = 500
+up_kbps = 300
+"#;
+
+/// A folder with [sip] in a.toml and `sites` in sites.toml; returns the
+/// path of sites.toml.
+fn with_sites(dir: &Path, sites: &str) -> PathBuf {
+    write(dir, "a.toml", SIP);
+    write(dir, "sites.toml", sites)
+}
+
+#[test]
+fn sites_admission_and_pins_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    with_sites(dir.path(), SITES);
+    write(
+        dir.path(),
+        "b.toml",
+        "[admission]\nfloor_kbps = 120\nlayer2 = \"ethernet-wire\"\nip = \"ipv6\"\n\
+         video_default_kbps = 512\ndefault_site_down_kbps = 10000\n\
+         default_site_up_kbps = 10000\ndefault_site_max_calls = 50\n\
+         police_margin_percent = 30\npolice_seconds = 3\npolice_drop = true\n\
+         [[extension]]\nnumber = \"1001\"\nsite = \"geneva-office\"\n\
+         [[extension]]\nnumber = \"1002\"\nsite = \"zurich\"\n\
+         [[extension]]\nnumber = \"1003\"\n",
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 extensions"));
+}
+
+#[test]
+fn floor_below_100_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        &format!("{SIP}\n[admission]\nfloor_kbps = 80\n"),
+    );
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &f,
+        6,
+        14,
+        "floor_kbps 80 is below the minimum of 100 kbps per call",
+    );
+}
+
+#[test]
+fn overlapping_sites_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = with_sites(
+        dir.path(),
+        &SITES.replace("\"198.51.100.0/24\"", "\"192.0.2.64/26\""),
+    );
+    let err = refused(dir.path());
+    let cause = format!(
+        "site `zurich`: network 192.0.2.64/26 overlaps network 192.0.2.0/24 of site `geneva-office` at {}:3:13",
+        f.display()
+    );
+    assert_error(&err, &f, 10, 13, &cause);
+}
+
+#[test]
+fn zero_and_negative_capacities_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = with_sites(
+        dir.path(),
+        &SITES
+            .replace("down_kbps = 2000", "down_kbps = 0")
+            .replace("up_kbps = 300", "up_kbps = -5"),
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &f, 4, 13, "site `geneva-office`: `down_kbps` is 0");
+    assert_error(&err, &f, 12, 11, "site `zurich`: `up_kbps` -5 is negative");
+    assert!(err.contains("config invalid: 2 errors"), "{err}");
+}
+
+#[test]
+fn pin_to_an_unknown_site_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    with_sites(dir.path(), SITES);
+    let f = write(
+        dir.path(),
+        "ext.toml",
+        "[[extension]]\nnumber = \"1001\"\nsite = \"geneva\"\n",
+    );
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &f,
+        3,
+        8,
+        "extension 1001: site `geneva` is not defined; the sites are: geneva-office, zurich",
+    );
+}
+
+#[test]
+fn duplicate_site_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = with_sites(
+        dir.path(),
+        &SITES.replace("\"zurich\"", "\"geneva-office\""),
+    );
+    let err = refused(dir.path());
+    let cause = format!(
+        "site `geneva-office` is defined twice: first at {}:2:8",
+        f.display()
+    );
+    assert_error(&err, &f, 9, 8, &cause);
+}
+
+#[test]
+fn bad_cidr_is_refused_at_its_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = with_sites(dir.path(), &SITES.replace("192.0.2.0/24", "192.0.2.0/33"));
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &f,
+        3,
+        13,
+        "site `geneva-office`: network `192.0.2.0/33`: prefix length /33 is longer than /32",
+    );
+    // The second entry of a list is pointed at, not the list.
+    let f = with_sites(
+        dir.path(),
+        &SITES.replace("2001:db8:2::/48", "2001:db8:2::/48x"),
+    );
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &f,
+        10,
+        32,
+        "site `zurich`: network `2001:db8:2::/48x`: not a prefix length",
+    );
+}

@@ -23,6 +23,10 @@ pub struct Extension {
     /// it comes from `secrets.toml`, generated there on first `run`. `None`
     /// only from [`crate::config::load`] before that first `run`.
     pub password: Option<String>,
+    /// `site`: the `[[site]]` whose link this phone's calls are counted
+    /// against wherever it registers from. Default: the site its address
+    /// belongs to.
+    pub site: Option<String>,
 }
 
 /// Keeps passwords out of logs.
@@ -32,6 +36,7 @@ impl fmt::Debug for Extension {
             .field("number", &self.number)
             .field("name", &self.name)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("site", &self.site)
             .finish()
     }
 }
@@ -42,11 +47,14 @@ pub(crate) struct RawExtension {
     number: Spanned<String>,
     name: Option<Spanned<String>>,
     password: Option<Spanned<String>>,
+    site: Option<Spanned<String>>,
 }
 
 /// A validated extension, on its way into [`crate::config::Config`].
 pub(crate) struct Built {
     pub extension: Extension,
+    /// Where `site =` is, to report a pin to an unknown site.
+    pub site_at: Option<Loc>,
 }
 
 pub(crate) fn build(items: Vec<Item<RawExtension>>, diag: &mut Diag) -> Vec<Built> {
@@ -104,7 +112,9 @@ pub(crate) fn build(items: Vec<Item<RawExtension>>, diag: &mut Diag) -> Vec<Buil
                     number,
                     name,
                     password: raw.password.map(Spanned::into_inner),
+                    site: raw.site.as_ref().map(|s| s.get_ref().trim().to_owned()),
                 },
+                site_at: raw.site.as_ref().map(|s| loc(s.span())),
             });
         }
     }

@@ -8,16 +8,19 @@ use std::path::{Path, PathBuf};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{ImDocument, Item as TomlItem, Value};
 
+use super::admin::{self, RawAdmin};
+use super::admission::{self, RawAdmission};
 use super::error::{ConfigErrors, Diag, FileId, Loc};
 use super::extension::{self, RawExtension};
 use super::media::{self, RawMedia};
 use super::secrets::{self, SECRETS_FILE};
 use super::sip::{self, RawSip};
+use super::site::{self, RawSite};
 use super::Config;
 
 /// The top-level names a config file may use. New sections are added here
 /// and in [`merge_section`].
-const SECTIONS: &str = "[sip], [media], [[extension]]";
+const SECTIONS: &str = "[sip], [media], [admission], [[site]], [[extension]], [admin]";
 
 /// A single table and the file it came from.
 pub(crate) struct Section<T> {
@@ -42,6 +45,9 @@ struct Merged {
     sip: Option<Section<RawSip>>,
     media: Option<Section<RawMedia>>,
     extensions: Vec<Item<RawExtension>>,
+    admission: Option<Section<RawAdmission>>,
+    admin: Option<Section<RawAdmin>>,
+    sites: Vec<Item<RawSite>>,
 }
 
 pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBuf>), ConfigErrors> {
@@ -60,7 +66,10 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
         }
     };
     let media = media::build(merged.media, &mut diag);
+    let admin = admin::build(merged.admin, &mut diag);
     let mut extensions = extension::build(merged.extensions, &mut diag);
+    let (admission, site_names) = admission::build(merged.admission, merged.sites, &mut diag);
+    site::check_pins(&site_names, &extensions, &mut diag);
 
     if let (Some(sip), Some(media)) = (&sip, &media) {
         check_port_overlap(sip, media, dir, &mut diag);
@@ -69,7 +78,9 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
     let stored = secrets::read(dir, &mut diag);
     secrets::apply(&stored, &mut extensions, &mut diag);
 
-    let (Some(sip), Some(media), 0) = (sip, media, diag.error_count()) else {
+    let (Some(sip), Some(media), Some(admission), Some(admin), 0) =
+        (sip, media, admission, admin, diag.error_count())
+    else {
         return Err(diag.finish());
     };
     // Only a valid config gets passwords written for it.
@@ -85,6 +96,8 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
     let config = Config {
         sip,
         media,
+        admission,
+        admin,
         extensions: extensions.into_iter().map(|b| b.extension).collect(),
         dir: dir.to_path_buf(),
     };
@@ -180,6 +193,36 @@ fn merge_section(
                 value,
                 diag,
             );
+        }
+        "admission" => {
+            let value = table(file, &at, item, diag);
+            merge_table(
+                &mut merged.admission,
+                &mut merged.defined,
+                "admission",
+                file,
+                at,
+                value,
+                diag,
+            );
+        }
+        "admin" => {
+            let value = table(file, &at, item, diag);
+            merge_table(
+                &mut merged.admin,
+                &mut merged.defined,
+                "admin",
+                file,
+                at,
+                value,
+                diag,
+            );
+        }
+        "site" => {
+            let entries = array_of_tables(file, "site", &at, item, diag);
+            merged
+                .sites
+                .extend(entries.into_iter().map(|value| Item { file, value }));
         }
         "extension" => {
             let entries = array_of_tables(file, "extension", &at, item, diag);

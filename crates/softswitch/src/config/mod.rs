@@ -15,6 +15,8 @@
 //!    `Vec<Raw..>` for an array of tables) and its merge line in `load::merge`,
 //! 3. a field in [`Config`] filled in `load::build`.
 
+mod admin;
+mod admission;
 mod error;
 mod extension;
 mod load;
@@ -22,10 +24,13 @@ mod media;
 mod password;
 mod secrets;
 mod sip;
+mod site;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+pub use self::admin::AdminConfig;
+pub use self::admission::AdmissionConfig;
 // ConfigError is part of the API (items of ConfigErrors) even where unnamed.
 #[allow(unused_imports)]
 pub use error::{ConfigError, ConfigErrors};
@@ -42,6 +47,10 @@ pub struct Config {
     pub sip: SipConfig,
     /// `[media]`: the RTP relay.
     pub media: MediaConfig,
+    /// `[admission]` and `[[site]]`: bandwidth admission and its sites.
+    pub admission: AdmissionConfig,
+    /// `[admin]`: the admin API `softswitch status` reads.
+    pub admin: AdminConfig,
     /// `[[extension]]`: the phones that register, in file order.
     pub extensions: Vec<Extension>,
     /// The folder the config was read from.
