@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::auth::{AuthError, DigestAuth};
 use crate::call::{Call, CallId, Side};
 use crate::registrar::{Registrar, RegistrarConfig};
+use crate::trunk_reg::{RegRequestId, TrunkRegConfig, TrunkRegState, TrunkRegistrations};
 use crate::settings::Settings;
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
@@ -40,6 +41,14 @@ pub struct SiteStatus {
     pub down_reserved_kbps: u64,
     pub calls: u32,
     pub refusals: u64,
+}
+
+/// A trunk as `softswitch status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrunkStatus {
+    pub name: String,
+    pub registration: String,
+    pub calls: u32,
 }
 
 /// Counters for status and tests.
@@ -80,6 +89,9 @@ pub struct Core {
     pub(crate) last_member: HashMap<String, String>,
     /// Calls in progress per trunk (its max_calls).
     pub(crate) trunk_calls: HashMap<String, u32>,
+    /// Our registrations at the providers of trunks that register.
+    pub(crate) trunk_reg: TrunkRegistrations,
+    pub(crate) reg_txs: HashMap<TxKey, RegRequestId>,
 }
 
 /// What happened, for the shell's logs and tests.
@@ -114,6 +126,29 @@ impl Core {
         );
         let proxy_auth = auth;
         let admission = admission::Admission::new(&settings.admission.sites);
+        let trunk_reg = {
+            let advertised = settings.advertised.clone();
+            let configs = settings
+                .trunks
+                .values()
+                .filter(|t| t.register)
+                .map(|t| {
+                    let mut c = TrunkRegConfig::new(&t.name, t.peer, &t.domain, &t.username, &t.password);
+                    c.auth_username = t.auth_username.clone();
+                    c.expires = t.expires;
+                    c
+                })
+                .collect();
+            let mut r = TrunkRegistrations::new(configs, move |t| {
+                advertised
+                    .get(&t)
+                    .or_else(|| advertised.values().next())
+                    .copied()
+                    .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 5060)))
+            });
+            r.set_user_agent(&settings.user_agent);
+            r
+        };
         Core {
             settings,
             tx: TransactionLayer::new(TimerConfig::default()),
@@ -134,7 +169,57 @@ impl Core {
             busy: HashMap::new(),
             last_member: HashMap::new(),
             trunk_calls: HashMap::new(),
+            trunk_reg,
+            reg_txs: HashMap::new(),
         }
+    }
+
+    /// Starts what runs on its own: the trunks' registrations.
+    pub fn start(&mut self, now: Instant) {
+        self.trunk_reg.start(now);
+        self.send_trunk_registrations(now);
+    }
+
+    fn send_trunk_registrations(&mut self, now: Instant) {
+        while let Some((id, msg, peer)) = self.trunk_reg.poll_request() {
+            let key = self.tx.send_request(now, msg, peer);
+            self.reg_txs.insert(key, id);
+        }
+    }
+
+    /// Each trunk's registration at its provider, for status.
+    pub fn trunk_status(&self, now: Instant) -> Vec<TrunkStatus> {
+        let mut out: Vec<TrunkStatus> = self
+            .trunk_reg
+            .states()
+            .into_iter()
+            .map(|(name, state)| TrunkStatus {
+                calls: self.trunk_calls.get(&name).copied().unwrap_or(0),
+                registration: match state {
+                    TrunkRegState::Idle => "idle".to_string(),
+                    TrunkRegState::Registering => "registering".to_string(),
+                    TrunkRegState::Registered { until } => format!(
+                        "registered ({} s left)",
+                        until.saturating_duration_since(now).as_secs()
+                    ),
+                    TrunkRegState::Failed { code, reason, retry_at } => format!(
+                        "failed{}: {reason}; retry in {} s",
+                        code.map(|c| format!(" {c}")).unwrap_or_default(),
+                        retry_at.saturating_duration_since(now).as_secs()
+                    ),
+                },
+                name,
+            })
+            .collect();
+        for t in self.settings.trunks.values().filter(|t| !t.register) {
+            out.push(TrunkStatus {
+                name: t.name.clone(),
+                registration: "not registering (IP authentication)".to_string(),
+                calls: self.trunk_calls.get(&t.name).copied().unwrap_or(0),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     pub fn settings(&self) -> &Settings {
@@ -194,11 +279,14 @@ impl Core {
 
     /// The earliest instant at which `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let core = self.timers.keys().next().map(|(t, _)| *t);
-        match (core, self.tx.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.keys().next().map(|(t, _)| *t),
+            self.tx.poll_timeout(),
+            self.trunk_reg.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// What the transport received.
@@ -237,6 +325,7 @@ impl Core {
             }
         }
         self.registrar.remove_expired(now);
+        self.trunk_reg.handle_timeout(now);
         self.drain_tx_events(now, wall);
     }
 
@@ -255,6 +344,7 @@ impl Core {
         for call in ids {
             self.end_call_both(now, call, "shutdown");
         }
+        self.trunk_reg.unregister_all(now);
         self.drain_tx_events(now, wall);
     }
 
@@ -278,6 +368,11 @@ impl Core {
     }
 
     fn drain_tx_events(&mut self, now: Instant, wall: SystemTime) {
+        self.drain_tx_events_once(now, wall);
+        self.send_trunk_registrations(now);
+    }
+
+    fn drain_tx_events_once(&mut self, now: Instant, wall: SystemTime) {
         while let Some(ev) = self.tx.poll_event() {
             match ev {
                 TxEvent::Request { key, msg, from } => self.on_request(now, wall, key, msg, from),
@@ -287,13 +382,29 @@ impl Core {
                 TxEvent::Ack {
                     msg, accepted, ..
                 } => self.on_ack(&msg, accepted),
-                TxEvent::Response { key, msg } => self.on_response(now, key, msg),
+                TxEvent::Response { key, msg } => {
+                    if let Some(id) = self.reg_txs.get(&key).copied() {
+                        if msg.status().is_some_and(|s| s >= 200) {
+                            self.reg_txs.remove(&key);
+                        }
+                        self.trunk_reg.on_response(now, id, &msg);
+                    } else {
+                        self.on_response(now, key, msg);
+                    }
+                }
                 TxEvent::StrayResponse { msg, from } => self.on_stray_response(now, &msg, from),
-                TxEvent::Timeout { key } => self.on_client_timeout(now, key),
+                TxEvent::Timeout { key } => {
+                    if let Some(id) = self.reg_txs.remove(&key) {
+                        self.trunk_reg.on_failure(now, id);
+                    } else {
+                        self.on_client_timeout(now, key);
+                    }
+                }
                 TxEvent::AckTimeout { key } => self.on_ack_timeout(now, key),
                 TxEvent::Terminated { key } => {
                     self.a_invites.remove(&key);
                     self.client_txs.remove(&key);
+                    self.reg_txs.remove(&key);
                 }
             }
         }

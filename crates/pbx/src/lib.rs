@@ -15,6 +15,6 @@ pub mod server;
 pub mod settings;
 pub mod trunk_reg;
 
-pub use crate::core::{Core, CoreEvent, CoreStats, SiteStatus};
+pub use crate::core::{Core, CoreEvent, CoreStats, SiteStatus, TrunkStatus};
 pub use server::{start, Running, ServerConfig, ServerError, Snapshot};
 pub use settings::{ExtensionInfo, Settings};

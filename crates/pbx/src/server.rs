@@ -12,7 +12,7 @@ use sip::ListenSpec;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::core::{Core, CoreStats, SiteStatus};
+use crate::core::{Core, CoreStats, SiteStatus, TrunkStatus};
 use crate::settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,7 @@ pub struct Snapshot {
     /// The SIP sockets, as `udp:IP:PORT`.
     pub listen: Vec<String>,
     pub sites: Vec<SiteStatus>,
+    pub trunks: Vec<TrunkStatus>,
 }
 
 /// A started server: its bound addresses and a view of its state.
@@ -91,6 +92,7 @@ pub async fn start(
     let mut dead = relay.dead_media_events();
     let secret: [u8; 32] = rand::random();
     let mut core = Core::new(settings, relay, secret);
+    core.start(Instant::now());
     let listen: Vec<String> = local.iter().map(|l| l.to_string()).collect();
     let (snap_tx, snap_rx) = watch::channel(Snapshot {
         listen: listen.clone(),
@@ -169,6 +171,7 @@ fn publish(core: &Core, tx: &watch::Sender<Snapshot>, listen: &[String]) {
         media_ports_in_use: core.relay().ports_in_use(),
         listen: listen.to_vec(),
         sites: core.site_status(),
+        trunks: core.trunk_status(Instant::now()),
     };
     let _ = tx.send(snap);
 }

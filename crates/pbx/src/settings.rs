@@ -67,7 +67,11 @@ pub struct TrunkInfo {
     /// The provider's host as configured: Request-URI and AOR host.
     pub domain: String,
     pub username: String,
+    /// The digest user name when it differs from `username`.
+    pub auth_username: Option<String>,
     pub password: String,
+    /// Registration interval asked for.
+    pub expires: u32,
     /// Register to the provider (else it authenticates us by IP).
     pub register: bool,
     /// Source addresses whose requests are accepted as this trunk's.

@@ -68,5 +68,14 @@ pub fn render(s: &Snapshot) -> String {
             site.refusals
         ));
     }
+    if !s.trunks.is_empty() {
+        out.push_str("\ntrunks:\n");
+        for t in &s.trunks {
+            out.push_str(&format!(
+                "  {:<20} {:>5} calls   {}\n",
+                t.name, t.calls, t.registration
+            ));
+        }
+    }
     out
 }

@@ -156,7 +156,7 @@ fn one(
         },
     };
 
-    let mut text = |key: &str, v: &Option<Spanned<String>>, diag: &mut Diag| {
+    let text = |key: &str, v: &Option<Spanned<String>>, diag: &mut Diag| {
         let v = v.as_ref()?;
         let s = v.get_ref();
         if s.is_empty() || s.chars().any(char::is_control) || s.len() > 128 {
