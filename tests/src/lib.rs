@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub mod baresip;
 pub mod rtp;
+pub mod status;
 pub mod wav;
 
 pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -216,6 +217,8 @@ pub struct Extension {
     pub number: String,
     pub name: String,
     pub password: String,
+    /// `site = NAME`: the `[[site]]` this extension's calls count against.
+    pub site: Option<String>,
 }
 
 impl Extension {
@@ -224,7 +227,14 @@ impl Extension {
             number: number.into(),
             name: name.into(),
             password: password.into(),
+            site: None,
         }
+    }
+
+    /// Pin the extension to a site (`site = NAME`).
+    pub fn pinned(mut self, site: &str) -> Extension {
+        self.site = Some(site.into());
+        self
     }
 }
 
@@ -245,6 +255,8 @@ pub struct DaemonConfig {
     pub ring_timeout: u32,
     pub dead_media_seconds: u32,
     pub extensions: Vec<Extension>,
+    /// `[admin] listen = 127.0.0.1:PORT` when set (see [`DaemonConfig::with_admin`]).
+    pub admin_port: Option<u16>,
     /// Extra TOML appended verbatim to `softswitch.toml`.
     pub extra: String,
 }
@@ -257,8 +269,19 @@ impl DaemonConfig {
             ring_timeout: 60,
             dead_media_seconds: 60,
             extensions,
+            admin_port: None,
             extra: String::new(),
         }
+    }
+
+    /// Give the daemon's admin API a private loopback port.
+    pub fn with_admin(mut self) -> DaemonConfig {
+        self.admin_port = Some(Ports::sip());
+        self
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_port.map(|p| SocketAddr::from((LOOPBACK, p)))
     }
 
     pub fn to_toml(&self) -> String {
@@ -272,12 +295,18 @@ impl DaemonConfig {
              advertise = \"127.0.0.1\"\ndead_media_seconds = {}\n",
             self.ring_timeout, self.rtp_ports.0, self.rtp_ports.1, self.dead_media_seconds
         );
+        if let Some(port) = self.admin_port {
+            let _ = write!(s, "\n[admin]\nlisten = \"127.0.0.1:{port}\"\n");
+        }
         for e in &self.extensions {
             let _ = write!(
                 s,
                 "\n[[extension]]\nnumber = \"{}\"\nname = \"{}\"\npassword = \"{}\"\n",
                 e.number, e.name, e.password
             );
+            if let Some(site) = &e.site {
+                let _ = writeln!(s, "site = \"{site}\"");
+            }
         }
         s.push_str(&self.extra);
         s
@@ -375,6 +404,39 @@ impl Daemon {
             lines.len() - from,
             lines[from..].join("\n")
         )
+    }
+
+    /// The admin API's `GET /status` (the config needs [`DaemonConfig::with_admin`]).
+    pub fn status(&self) -> Result<status::Status, String> {
+        let addr = self
+            .config
+            .admin_addr()
+            .ok_or("this daemon was started without an admin port")?;
+        status::fetch(addr)
+    }
+
+    /// Poll the status until `cond` holds; the last status (or error) otherwise.
+    pub fn wait_status(
+        &self,
+        wait: Duration,
+        mut cond: impl FnMut(&status::Status) -> bool,
+    ) -> Result<status::Status, String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let last = self.status();
+            if let Ok(s) = &last {
+                if cond(s) {
+                    return last;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(match last {
+                    Ok(s) => format!("condition not met within {wait:?}; last status: {}", s.raw),
+                    Err(e) => e,
+                });
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Whether the process is still running (it must survive every test).
@@ -598,6 +660,15 @@ impl Sipp {
     /// `-m N`: number of calls before exiting.
     pub fn calls(mut self, n: u32) -> Sipp {
         if let Some(i) = self.args.iter().position(|a| a == "-m") {
+            self.args[i + 1] = n.to_string().into();
+        }
+        self
+    }
+
+    /// `-l N`: how many calls may be open at once (a UAS answering
+    /// overlapping calls needs more than the default 1).
+    pub fn concurrent(mut self, n: u32) -> Sipp {
+        if let Some(i) = self.args.iter().position(|a| a == "-l") {
             self.args[i + 1] = n.to_string().into();
         }
         self
