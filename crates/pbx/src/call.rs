@@ -410,7 +410,7 @@ impl Core {
                 .top_via()
                 .ok()
                 .and_then(|v| v.branch().cloned())
-                .is_some_and(|ours| &ours == branch)
+                .is_some_and(|ours| ours == branch)
         })
     }
 

@@ -103,6 +103,9 @@ pub async fn start(
     let task = tokio::spawn(async move {
         tokio::pin!(shutdown);
         let mut last_snapshot = Instant::now();
+        // The status view is refreshed at least this often, even when idle.
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = core.poll_timeout();
             let sleep = async {
@@ -124,6 +127,11 @@ pub async fn start(
                     }
                 }
                 _ = sleep => core.handle_timeout(Instant::now(), SystemTime::now()),
+                _ = tick.tick() => {
+                    last_snapshot = Instant::now();
+                    publish(&core, &snap_tx, &local_out);
+                    continue;
+                }
                 Some(id) = dead.recv() => core.handle_dead_media(Instant::now(), SystemTime::now(), id),
                 _ = &mut shutdown => {
                     info!(calls = core.stats().active_calls, "shutting down: ending calls");

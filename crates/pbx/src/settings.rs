@@ -84,7 +84,11 @@ impl Settings {
         let dialplan = routing::Dialplan {
             extensions: extensions
                 .values()
-                .map(|e| routing::Extension::new(&e.number, &e.name))
+                .map(|e| routing::Extension {
+                    // Phones say busy themselves (call waiting is theirs to offer).
+                    max_simultaneous_calls: 0,
+                    ..routing::Extension::new(&e.number, &e.name)
+                })
                 .collect(),
             ..routing::Dialplan::default()
         };
