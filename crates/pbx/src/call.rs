@@ -196,7 +196,11 @@ impl Core {
         from: Peer,
     ) {
         // Max-Forwards: we are about to forward (RFC 3261 §16.3 step 3 applies to the B-leg too).
-        let max_forwards = msg.u32_header(&HeaderName::MaxForwards).ok().flatten().unwrap_or(70);
+        let max_forwards = msg
+            .u32_header(&HeaderName::MaxForwards)
+            .ok()
+            .flatten()
+            .unwrap_or(70);
         if max_forwards == 0 {
             let resp = self.response(&msg, 483);
             self.tx.send_response(now, &key, resp);
@@ -295,7 +299,10 @@ impl Core {
             self.stats.admission_refusals += 1;
             let mut resp = Message::response_to(&msg, 488, Some(&a_tag));
             resp.push(HeaderName::Server, self.settings.user_agent.clone());
-            resp.push(HeaderName::Warning, warning_370(&self.settings.domain, &text));
+            resp.push(
+                HeaderName::Warning,
+                warning_370(&self.settings.domain, &text),
+            );
             self.tx.send_response(now, &key, resp);
             return;
         }
@@ -320,12 +327,22 @@ impl Core {
         let a_call_id = msg.call_id().cloned().unwrap_or_default();
         let a = Leg {
             call_id: a_call_id.clone(),
-            local_hdr: with_tag(msg.header(&HeaderName::To).cloned().unwrap_or_default(), &a_tag),
+            local_hdr: with_tag(
+                msg.header(&HeaderName::To).cloned().unwrap_or_default(),
+                &a_tag,
+            ),
             remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
             remote_target: first_contact_uri(&msg).unwrap_or_else(|| {
-                Uri::sip(Some(caller.number()), &from.addr.ip().to_string(), Some(from.addr.port()))
+                Uri::sip(
+                    Some(caller.number()),
+                    &from.addr.ip().to_string(),
+                    Some(from.addr.port()),
+                )
             }),
-            route_set: msg.headers_named(&HeaderName::RecordRoute).cloned().collect(),
+            route_set: msg
+                .headers_named(&HeaderName::RecordRoute)
+                .cloned()
+                .collect(),
             peer: first_contact_uri(&msg).map_or(from, |c| contact_target(&c, from)),
             local_cseq: rand::random::<u16>() as u32 + 1,
             remote_cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
@@ -397,24 +414,34 @@ impl Core {
     fn is_loop(&self, msg: &Message) -> bool {
         let Ok(vias) = msg.vias() else { return false };
         vias.iter().any(|v| {
-            let ours = self.settings.advertised.values().any(|a| {
-                v.host_str() == a.ip().to_string() && v.port.unwrap_or(5060) == a.port()
-            });
+            let ours =
+                self.settings.advertised.values().any(|a| {
+                    v.host_str() == a.ip().to_string() && v.port.unwrap_or(5060) == a.port()
+                });
             ours && v.branch().is_some_and(|b| self.is_our_invite_branch(b))
         })
     }
 
     fn is_our_invite_branch(&self, branch: &Bytes) -> bool {
-        self.calls.values().flat_map(|c| c.branches.iter()).any(|b| {
-            b.invite
-                .top_via()
-                .ok()
-                .and_then(|v| v.branch().cloned())
-                .is_some_and(|ours| ours == branch)
-        })
+        self.calls
+            .values()
+            .flat_map(|c| c.branches.iter())
+            .any(|b| {
+                b.invite
+                    .top_via()
+                    .ok()
+                    .and_then(|v| v.branch().cloned())
+                    .is_some_and(|ours| ours == branch)
+            })
     }
 
-    pub(crate) fn on_cancel(&mut self, now: Instant, key: TxKey, invite: Option<TxKey>, msg: &Message) {
+    pub(crate) fn on_cancel(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        invite: Option<TxKey>,
+        msg: &Message,
+    ) {
         let call = invite.as_ref().and_then(|k| self.a_invites.get(k)).copied();
         let Some(call) = call else {
             let resp = self.response(msg, 481);
@@ -423,7 +450,10 @@ impl Core {
         };
         let resp = self.response(msg, 200);
         self.tx.send_response(now, &key, resp);
-        let ringing = self.calls.get(&call).is_some_and(|c| c.state == CallState::Ringing);
+        let ringing = self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.state == CallState::Ringing);
         if ringing {
             info!(call, "caller cancelled");
             self.fail_a(now, call, 487);
@@ -438,8 +468,16 @@ impl Core {
     }
 
     /// Like `fail_a` with our own reason phrase.
-    pub(crate) fn fail_a_with(&mut self, now: Instant, call: CallId, code: u16, reason: Option<String>) {
-        let Some(c) = self.calls.get(&call) else { return };
+    pub(crate) fn fail_a_with(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+        reason: Option<String>,
+    ) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         let mut resp = Message::response_to(&c.a_invite, code, Some(&c.a_tag));
         resp.push(HeaderName::Server, self.settings.user_agent.clone());
         if let (Some(reason), sip::StartLine::Response(r)) = (reason, &mut resp.start) {
@@ -459,7 +497,9 @@ impl Core {
 
     /// CANCELs every branch still ringing, except those listed.
     pub(crate) fn cancel_branches_except(&mut self, now: Instant, call: CallId, keep: &[usize]) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let mut cancels = Vec::new();
         for (i, b) in c.branches.iter_mut().enumerate() {
             if keep.contains(&i) {
@@ -488,11 +528,15 @@ impl Core {
         let Some(&(call, side)) = msg.call_id().ok().and_then(|id| self.dialogs.get(id)) else {
             return;
         };
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if !c.leg(side).is_some_and(|l| l.matches(msg)) {
             return;
         }
-        let Some(p) = c.pending_ack.take() else { return };
+        let Some(p) = c.pending_ack.take() else {
+            return;
+        };
         if p.side == side {
             // Not the ACK we waited for; keep waiting.
             c.pending_ack = Some(p);
@@ -522,7 +566,9 @@ impl Core {
     }
 
     pub(crate) fn on_response(&mut self, now: Instant, key: TxKey, msg: Message) {
-        let Some(kind) = self.client_txs.get_mut(&key) else { return };
+        let Some(kind) = self.client_txs.get_mut(&key) else {
+            return;
+        };
         match kind {
             ClientTx::BInvite { call, branch } => {
                 let (call, branch) = (*call, *branch);
@@ -565,8 +611,13 @@ impl Core {
             }
             return;
         };
-        let winner = c.branches.iter().position(|b| b.state == BranchState::Answered);
-        let Some(b) = c.branches.get_mut(branch) else { return };
+        let winner = c
+            .branches
+            .iter()
+            .position(|b| b.state == BranchState::Answered);
+        let Some(b) = c.branches.get_mut(branch) else {
+            return;
+        };
         if code < 200 {
             if code == 100 {
                 if b.cancel_pending {
@@ -600,7 +651,10 @@ impl Core {
             resp.push(HeaderName::Contact, contact.clone());
             if !msg.body.is_empty() && is_sdp(&msg) {
                 if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
-                    resp.set_body("application/sdp", sdp_glue::relay_sdp(m, media::Side::B, &sdp));
+                    resp.set_body(
+                        "application/sdp",
+                        sdp_glue::relay_sdp(m, media::Side::B, &sdp),
+                    );
                 }
             }
             let key = c.a_invite_key.clone();
@@ -631,10 +685,22 @@ impl Core {
             b.state = BranchState::Answered;
             let peer = b.peer;
             let b_call_id = b.call_id.clone();
-            let b_local = b.invite.header(&HeaderName::From).cloned().unwrap_or_default();
-            let mut route_set: Vec<Bytes> = msg.headers_named(&HeaderName::RecordRoute).cloned().collect();
+            let b_local = b
+                .invite
+                .header(&HeaderName::From)
+                .cloned()
+                .unwrap_or_default();
+            let mut route_set: Vec<Bytes> = msg
+                .headers_named(&HeaderName::RecordRoute)
+                .cloned()
+                .collect();
             route_set.reverse();
-            let remote_target = first_contact_uri(&msg).unwrap_or_else(|| b.invite.request_uri().cloned().unwrap_or_else(|| Uri::sip(None, "invalid", None)));
+            let remote_target = first_contact_uri(&msg).unwrap_or_else(|| {
+                b.invite
+                    .request_uri()
+                    .cloned()
+                    .unwrap_or_else(|| Uri::sip(None, "invalid", None))
+            });
             c.b = Some(Leg {
                 call_id: b_call_id,
                 local_hdr: b_local,
@@ -650,7 +716,10 @@ impl Core {
                 m.set_dead_media_check(true);
             }
             // The caller's ACK releases ours to the callee (it may carry a late answer).
-            c.pending_ack = Some(PendingAck { side: Side::B, cseq: 1 });
+            c.pending_ack = Some(PendingAck {
+                side: Side::B,
+                cseq: 1,
+            });
             let mut resp = Message::response_to(&c.a_invite, 200, Some(&c.a_tag));
             resp.push(HeaderName::Contact, contact.clone());
             resp.push(HeaderName::Allow, ALLOW);
@@ -658,8 +727,16 @@ impl Core {
             let mut answer_kbps = None;
             if !msg.body.is_empty() {
                 if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
-                    resp.set_body("application/sdp", sdp_glue::relay_sdp(m, media::Side::B, &sdp));
-                    answer_kbps = Some(self.settings.admission.estimator.reservation_kbps(&sdp_glue::media_lines(&sdp)));
+                    resp.set_body(
+                        "application/sdp",
+                        sdp_glue::relay_sdp(m, media::Side::B, &sdp),
+                    );
+                    answer_kbps = Some(
+                        self.settings
+                            .admission
+                            .estimator
+                            .reservation_kbps(&sdp_glue::media_lines(&sdp)),
+                    );
                 }
             }
             let key = c.a_invite_key.clone();
@@ -697,11 +774,16 @@ impl Core {
             return;
         }
         // A trunk asks us to authenticate: once, with its credentials.
-        if matches!(code, 401 | 407) && matches!(b.target, BranchTarget::Trunk(_)) && !b.auth_tried {
+        if matches!(code, 401 | 407) && matches!(b.target, BranchTarget::Trunk(_)) && !b.auth_tried
+        {
             if self.answer_trunk_challenge(now, call, branch, &msg) {
                 return;
             }
-            let Some(b) = self.calls.get_mut(&call).and_then(|c| c.branches.get_mut(branch)) else {
+            let Some(b) = self
+                .calls
+                .get_mut(&call)
+                .and_then(|c| c.branches.get_mut(branch))
+            else {
                 return;
             };
             b.state = BranchState::Failed;
@@ -726,7 +808,9 @@ impl Core {
     /// After a branch ended without answer: when none of the current step
     /// is left, the step failed and the plan says what comes next.
     fn branch_done(&mut self, now: Instant, call: CallId, _code: u16) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if c.state != CallState::Ringing {
             return;
         }
@@ -759,7 +843,11 @@ impl Core {
                 self.tx.send_stateless(&ack, peer);
                 return;
             }
-            if self.calls.get(&call).is_some_and(|c| c.pending_ack.is_some()) {
+            if self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.pending_ack.is_some())
+            {
                 return;
             }
         }
@@ -770,7 +858,8 @@ impl Core {
     /// of client transaction `key`.
     fn ack_and_bye_tx(&mut self, now: Instant, key: &TxKey, msg: &Message, peer: Peer) {
         if let Some(ack) = self.ack_and_bye(now, msg, Some(peer)) {
-            self.client_txs.insert(key.clone(), ClientTx::Acked { ack, peer });
+            self.client_txs
+                .insert(key.clone(), ClientTx::Acked { ack, peer });
         }
     }
 
@@ -783,7 +872,10 @@ impl Core {
         let to_raw = msg.header(&HeaderName::To).cloned()?;
         let call_id = msg.call_id().ok().cloned()?;
         let target = first_contact_uri(msg).unwrap_or(to.uri);
-        let mut route_set: Vec<Bytes> = msg.headers_named(&HeaderName::RecordRoute).cloned().collect();
+        let mut route_set: Vec<Bytes> = msg
+            .headers_named(&HeaderName::RecordRoute)
+            .cloned()
+            .collect();
         route_set.reverse();
         let leg = Leg {
             call_id,
@@ -807,8 +899,15 @@ impl Core {
     pub(crate) fn on_client_timeout(&mut self, now: Instant, key: TxKey) {
         match self.client_txs.remove(&key) {
             Some(ClientTx::BInvite { call, branch }) => {
-                if let Some(b) = self.calls.get_mut(&call).and_then(|c| c.branches.get_mut(branch)) {
-                    if matches!(b.state, BranchState::Calling | BranchState::Ringing | BranchState::Cancelled) {
+                if let Some(b) = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|c| c.branches.get_mut(branch))
+                {
+                    if matches!(
+                        b.state,
+                        BranchState::Calling | BranchState::Ringing | BranchState::Cancelled
+                    ) {
                         b.state = BranchState::Failed;
                         b.final_code = Some(408);
                         let id = b.call_id.clone();
@@ -817,7 +916,12 @@ impl Core {
                 }
                 self.branch_done(now, call, 408);
             }
-            Some(ClientTx::Relayed { call, origin, origin_msg, .. }) => {
+            Some(ClientTx::Relayed {
+                call,
+                origin,
+                origin_msg,
+                ..
+            }) => {
                 let resp = self.response(&origin_msg, 408);
                 self.tx.send_response(now, &origin, resp);
                 // A dialog whose peer stopped answering is over (RFC 3261 §12.2.1.2).
@@ -829,8 +933,15 @@ impl Core {
 
     pub(crate) fn on_ack_timeout(&mut self, now: Instant, key: TxKey) {
         if let Some(call) = self.a_invites.remove(&key) {
-            if self.calls.get(&call).is_some_and(|c| c.pending_ack.is_some()) {
-                warn!(call, "caller never acknowledged the answer, ending the call");
+            if self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.pending_ack.is_some())
+            {
+                warn!(
+                    call,
+                    "caller never acknowledged the answer, ending the call"
+                );
                 self.end_call_both(now, call, "no ACK");
             }
         }
@@ -850,7 +961,9 @@ impl Core {
 
     /// Ends a call on both legs from our side (dead media, shutdown, errors).
     pub(crate) fn end_call_both(&mut self, now: Instant, call: CallId, reason: &str) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         match c.state {
             CallState::Ringing => {
                 self.fail_a(now, call, if reason == "shutdown" { 503 } else { 500 });
@@ -865,7 +978,9 @@ impl Core {
     }
 
     fn send_bye(&mut self, now: Instant, call: CallId, side: Side) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let Some(leg) = c.leg_mut(side) else { return };
         leg.local_cseq += 1;
         let bye = in_dialog_request(&self.settings, leg, Method::Bye, leg.local_cseq);
@@ -876,7 +991,9 @@ impl Core {
 
     /// The one place a call ends: media released, dialogs and timers forgotten.
     pub(crate) fn finish(&mut self, call: CallId, reason: &str) {
-        let Some(mut c) = self.calls.remove(&call) else { return };
+        let Some(mut c) = self.calls.remove(&call) else {
+            return;
+        };
         self.admission.release(call);
         if let Some(m) = c.media.take() {
             self.media_sessions.remove(&m.id());
@@ -892,7 +1009,10 @@ impl Core {
             if let Some(kind) = self.client_txs.get_mut(&b.key) {
                 // A CANCEL still waiting for a provisional goes out when it comes (§9.1).
                 let cancel = b.cancel_pending.then(|| cancel_for(&b.invite));
-                *kind = ClientTx::Orphan { peer: b.peer, cancel };
+                *kind = ClientTx::Orphan {
+                    peer: b.peer,
+                    cancel,
+                };
             }
         }
         self.cancel_timers(|t| matches!(t, CoreTimer::StepTimeout(c, _) if *c == call));
@@ -926,8 +1046,19 @@ impl Core {
     }
 
     /// BYE, re-INVITE, UPDATE, INFO... inside a dialog.
-    pub(crate) fn on_in_dialog(&mut self, now: Instant, key: TxKey, msg: Message, _from: Peer, method: Method) {
-        let found = msg.call_id().ok().and_then(|id| self.dialogs.get(id)).copied();
+    pub(crate) fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        msg: Message,
+        _from: Peer,
+        method: Method,
+    ) {
+        let found = msg
+            .call_id()
+            .ok()
+            .and_then(|id| self.dialogs.get(id))
+            .copied();
         let Some((call, side)) = found else {
             let resp = self.response(&msg, 481);
             self.tx.send_response(now, &key, resp);
@@ -965,7 +1096,11 @@ impl Core {
                     self.fail_a(now, call, 487);
                     self.cancel_branches(now, call, None);
                 }
-                let who = if side == Side::A { "caller hung up" } else { "callee hung up" };
+                let who = if side == Side::A {
+                    "caller hung up"
+                } else {
+                    "callee hung up"
+                };
                 self.finish(call, who);
             }
             Method::Options => {
@@ -974,11 +1109,21 @@ impl Core {
                 resp.push(HeaderName::Accept, crate::core::ACCEPT);
                 self.tx.send_response(now, &key, resp);
             }
-            Method::Invite | Method::Update | Method::Info | Method::Notify if c.state == CallState::Answered => {
+            Method::Invite | Method::Update | Method::Info | Method::Notify
+                if c.state == CallState::Answered =>
+            {
                 self.relay_in_dialog(now, call, side, key, msg, method);
             }
             _ => {
-                let mut resp = Message::response_to(&msg, if c.state == CallState::Answered { 501 } else { 491 }, None);
+                let mut resp = Message::response_to(
+                    &msg,
+                    if c.state == CallState::Answered {
+                        501
+                    } else {
+                        491
+                    },
+                    None,
+                );
                 resp.push(HeaderName::Allow, ALLOW);
                 self.tx.send_response(now, &key, resp);
             }
@@ -986,8 +1131,18 @@ impl Core {
     }
 
     /// Relays an in-dialog request to the other leg, SDP rewritten.
-    fn relay_in_dialog(&mut self, now: Instant, call: CallId, side: Side, key: TxKey, msg: Message, method: Method) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+    fn relay_in_dialog(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        side: Side,
+        key: TxKey,
+        msg: Message,
+        method: Method,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let to_side = side.other();
         let mut body = None;
         if !msg.body.is_empty() {
@@ -1018,7 +1173,10 @@ impl Core {
                                 warn!(call, kbps, "re-offer refused by admission: {text}");
                                 self.stats.admission_refusals += 1;
                                 let mut resp = Message::response_to(&msg, 488, None);
-                                resp.push(HeaderName::Warning, warning_370(&self.settings.domain, &text));
+                                resp.push(
+                                    HeaderName::Warning,
+                                    warning_370(&self.settings.domain, &text),
+                                );
                                 self.tx.send_response(now, &key, resp);
                                 return;
                             }
@@ -1053,18 +1211,28 @@ impl Core {
         }
         let callee = c.callee.clone();
         let caller = c.caller.number().to_string();
-        let Some(leg) = c.leg_mut(to_side) else { return };
+        let Some(leg) = c.leg_mut(to_side) else {
+            return;
+        };
         leg.local_cseq += 1;
         let mut req = in_dialog_request(&self.settings, leg, method.clone(), leg.local_cseq);
         if matches!(method, Method::Invite | Method::Update) {
             let user = if to_side == Side::B { &caller } else { &callee };
-            let contact = format!("<sip:{}@{};transport={}>", user, self.settings.local_addr(leg.peer.transport), leg.peer.transport);
+            let contact = format!(
+                "<sip:{}@{};transport={}>",
+                user,
+                self.settings.local_addr(leg.peer.transport),
+                leg.peer.transport
+            );
             req.push(HeaderName::Contact, contact);
             req.push(HeaderName::Allow, ALLOW);
         }
         for name in ["Info-Package", "Event", "Subscription-State"] {
             if let Some(v) = msg.header_str(name) {
-                req.push(HeaderName::Other(Bytes::copy_from_slice(name.as_bytes())), v.clone());
+                req.push(
+                    HeaderName::Other(Bytes::copy_from_slice(name.as_bytes())),
+                    v.clone(),
+                );
             }
         }
         if let Some((ct, b)) = body {
@@ -1085,7 +1253,13 @@ impl Core {
     }
 
     fn on_relayed_response(&mut self, now: Instant, key: &TxKey, msg: Message) {
-        let Some(ClientTx::Relayed { call, origin, origin_msg, to_side }) = self.client_txs.get(key) else {
+        let Some(ClientTx::Relayed {
+            call,
+            origin,
+            origin_msg,
+            to_side,
+        }) = self.client_txs.get(key)
+        else {
             return;
         };
         let (call, origin, to_side) = (*call, origin.clone(), *to_side);
@@ -1095,10 +1269,14 @@ impl Core {
         }
         let is_invite = origin_msg.method() == Some(&Method::Invite);
         let mut resp = Message::response_to(origin_msg, code, None);
-        if let (sip::StartLine::Response(r), sip::StartLine::Response(orig)) = (&mut resp.start, &msg.start) {
+        if let (sip::StartLine::Response(r), sip::StartLine::Response(orig)) =
+            (&mut resp.start, &msg.start)
+        {
             r.reason = orig.reason.clone();
         }
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let from_side = to_side.other();
         if (200..300).contains(&code) {
             let user = if from_side == Side::A {
@@ -1107,7 +1285,15 @@ impl Core {
                 c.caller.number().to_string()
             };
             let peer = c.leg(from_side).map(|l| l.peer).unwrap_or(c.a.peer);
-            resp.push(HeaderName::Contact, format!("<sip:{}@{};transport={}>", user, self.settings.local_addr(peer.transport), peer.transport));
+            resp.push(
+                HeaderName::Contact,
+                format!(
+                    "<sip:{}@{};transport={}>",
+                    user,
+                    self.settings.local_addr(peer.transport),
+                    peer.transport
+                ),
+            );
         }
         if !msg.body.is_empty() && is_sdp(&msg) {
             if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
@@ -1117,7 +1303,10 @@ impl Core {
                 );
             }
         } else if !msg.body.is_empty() {
-            let ct = msg.header(&HeaderName::ContentType).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            let ct = msg
+                .header(&HeaderName::ContentType)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
             resp.set_body(&ct, msg.body.clone());
         }
         if is_invite && (200..300).contains(&code) {
@@ -1127,7 +1316,10 @@ impl Core {
                     leg.remote_target = t;
                 }
             }
-            c.pending_ack = Some(PendingAck { side: to_side, cseq });
+            c.pending_ack = Some(PendingAck {
+                side: to_side,
+                cseq,
+            });
         }
         self.tx.send_response(now, &origin, resp);
     }
@@ -1186,7 +1378,12 @@ pub(crate) fn via_value(t: sip::TransportKind, local: std::net::SocketAddr) -> S
 }
 
 /// A request within a dialog (RFC 3261 §12.2.1.1).
-pub(crate) fn in_dialog_request(settings: &crate::settings::Settings, leg: &Leg, method: Method, cseq: u32) -> Message {
+pub(crate) fn in_dialog_request(
+    settings: &crate::settings::Settings,
+    leg: &Leg,
+    method: Method,
+    cseq: u32,
+) -> Message {
     let local = settings.local_addr(leg.peer.transport);
     let mut req = Message::request(method.clone(), leg.remote_target.clone());
     req.push(HeaderName::Via, via_value(leg.peer.transport, local));
@@ -1204,7 +1401,10 @@ pub(crate) fn in_dialog_request(settings: &crate::settings::Settings, leg: &Leg,
 
 /// The CANCEL of an INVITE we sent (RFC 3261 §9.1).
 fn cancel_for(invite: &Message) -> Message {
-    let uri = invite.request_uri().cloned().unwrap_or_else(|| Uri::sip(None, "invalid", None));
+    let uri = invite
+        .request_uri()
+        .cloned()
+        .unwrap_or_else(|| Uri::sip(None, "invalid", None));
     let mut c = Message::request(Method::Cancel, uri);
     if let Some(v) = invite.header(&HeaderName::Via) {
         c.push(HeaderName::Via, v.clone());
@@ -1252,7 +1452,11 @@ pub(crate) fn contact_target(contact: &Uri, source: Peer) -> Peer {
     if source.transport.is_reliable() {
         return source;
     }
-    let Ok(ip) = contact.host_str().trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>() else {
+    let Ok(ip) = contact
+        .host_str()
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    else {
         return source;
     };
     if ip != source.addr.ip() {
@@ -1278,14 +1482,20 @@ fn with_tag(hdr: Bytes, tag: &str) -> Bytes {
 }
 
 fn first_contact_uri(msg: &Message) -> Option<Uri> {
-    msg.contacts().ok().flatten().and_then(|c| c.into_iter().next()).map(|c| c.uri)
+    msg.contacts()
+        .ok()
+        .flatten()
+        .and_then(|c| c.into_iter().next())
+        .map(|c| c.uri)
 }
 
 pub(crate) fn is_sdp(msg: &Message) -> bool {
     msg.header(&HeaderName::ContentType)
         .map(|ct| {
             let ct = ct.split(|&c| c == b';').next().unwrap_or(ct);
-            String::from_utf8_lossy(ct).trim().eq_ignore_ascii_case("application/sdp")
+            String::from_utf8_lossy(ct)
+                .trim()
+                .eq_ignore_ascii_case("application/sdp")
         })
         .unwrap_or(true)
 }

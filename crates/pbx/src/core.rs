@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 use crate::auth::{AuthError, DigestAuth};
 use crate::call::{Call, CallId, Side};
 use crate::registrar::{Registrar, RegistrarConfig};
-use crate::trunk_reg::{RegRequestId, TrunkRegConfig, TrunkRegState, TrunkRegistrations};
 use crate::settings::Settings;
+use crate::trunk_reg::{RegRequestId, TrunkRegConfig, TrunkRegState, TrunkRegistrations};
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 pub(crate) const ACCEPT: &str = "application/sdp";
@@ -133,7 +133,8 @@ impl Core {
                 .values()
                 .filter(|t| t.register)
                 .map(|t| {
-                    let mut c = TrunkRegConfig::new(&t.name, t.peer, &t.domain, &t.username, &t.password);
+                    let mut c =
+                        TrunkRegConfig::new(&t.name, t.peer, &t.domain, &t.username, &t.password);
                     c.auth_username = t.auth_username.clone();
                     c.expires = t.expires;
                     c
@@ -202,7 +203,11 @@ impl Core {
                         "registered ({} s left)",
                         until.saturating_duration_since(now).as_secs()
                     ),
-                    TrunkRegState::Failed { code, reason, retry_at } => format!(
+                    TrunkRegState::Failed {
+                        code,
+                        reason,
+                        retry_at,
+                    } => format!(
                         "failed{}: {reason}; retry in {} s",
                         code.map(|c| format!(" {c}")).unwrap_or_default(),
                         retry_at.saturating_duration_since(now).as_secs()
@@ -332,7 +337,10 @@ impl Core {
     /// The relay saw no media on a session for the configured time.
     pub fn handle_dead_media(&mut self, now: Instant, wall: SystemTime, session: media::SessionId) {
         if let Some(call) = self.media_sessions.get(&session).copied() {
-            warn!(call, "dead media: no RTP or RTCP in either direction, ending the call");
+            warn!(
+                call,
+                "dead media: no RTP or RTCP in either direction, ending the call"
+            );
             self.end_call_both(now, call, "dead media");
         }
         self.drain_tx_events(now, wall);
@@ -351,10 +359,9 @@ impl Core {
     fn via_is_ours(&self, msg: &Message) -> bool {
         msg.top_via().is_ok_and(|v| {
             let port = v.port.unwrap_or(5060);
-            self.settings
-                .advertised
-                .values()
-                .any(|a| a.port() == port && v.host_str().trim_matches(['[', ']']) == a.ip().to_string())
+            self.settings.advertised.values().any(|a| {
+                a.port() == port && v.host_str().trim_matches(['[', ']']) == a.ip().to_string()
+            })
         })
     }
 
@@ -379,9 +386,7 @@ impl Core {
                 TxEvent::Cancel {
                     key, invite, msg, ..
                 } => self.on_cancel(now, key, invite, &msg),
-                TxEvent::Ack {
-                    msg, accepted, ..
-                } => self.on_ack(&msg, accepted),
+                TxEvent::Ack { msg, accepted, .. } => self.on_ack(&msg, accepted),
                 TxEvent::Response { key, msg } => {
                     if let Some(id) = self.reg_txs.get(&key).copied() {
                         if msg.status().is_some_and(|s| s >= 200) {
@@ -439,7 +444,9 @@ impl Core {
         match method {
             Method::Register => {
                 let settings = &self.settings;
-                let resp = self.registrar.handle(now, wall, &msg, from, |u| settings.password_of(u));
+                let resp = self
+                    .registrar
+                    .handle(now, wall, &msg, from, |u| settings.password_of(u));
                 self.tx.send_response(now, &key, resp);
             }
             Method::Options => {
@@ -486,12 +493,17 @@ impl Core {
         msg: &Message,
         from: Peer,
     ) -> Option<String> {
-        let method = msg.method().map(|m| m.as_str().to_string()).unwrap_or_default();
+        let method = msg
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
         let uri = msg.request_uri().map(|u| u.to_bytes()).unwrap_or_default();
         let settings = &self.settings;
         let result = match msg.header(&HeaderName::ProxyAuthorization) {
             None => Err(AuthError::Missing),
-            Some(h) => self.proxy_auth.verify(wall, &method, &uri, h, |u| settings.password_of(u)),
+            Some(h) => self
+                .proxy_auth
+                .verify(wall, &method, &uri, h, |u| settings.password_of(u)),
         };
         match result {
             Ok(ok) => {

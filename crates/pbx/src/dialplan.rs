@@ -52,7 +52,12 @@ pub(crate) struct EngineState<'a> {
 
 impl DialState for EngineState<'_> {
     fn is_registered(&self, ext: &str) -> bool {
-        !self.core.registrar.location().lookup(ext, self.now).is_empty()
+        !self
+            .core
+            .registrar
+            .location()
+            .lookup(ext, self.now)
+            .is_empty()
     }
 
     fn active_calls(&self, ext: &str) -> u32 {
@@ -102,14 +107,21 @@ impl Core {
             state: &state,
         };
         let decision = self.settings.router.route(&req);
-        debug!(caller = caller.number(), dialled, because = decision.because(), "routing decision");
+        debug!(
+            caller = caller.number(),
+            dialled,
+            because = decision.because(),
+            "routing decision"
+        );
         decision
     }
 
     /// Rings the targets of step `idx` of a call's plan. A step with
     /// nothing to ring fails at once as "unavailable".
     pub(crate) fn start_step(&mut self, now: Instant, call: CallId, idx: usize) {
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let Some(step) = c.plan.steps.get(idx).cloned() else {
             warn!(call, idx, "plan step out of range");
             return;
@@ -117,7 +129,8 @@ impl Core {
         c.step = idx;
         debug!(call, step = idx, because = %step.because, "plan step");
         if let Some(mark) = &step.remember {
-            self.last_member.insert(mark.group.clone(), mark.member.clone());
+            self.last_member
+                .insert(mark.group.clone(), mark.member.clone());
         }
         let mut started = 0;
         for target in &step.targets {
@@ -128,7 +141,15 @@ impl Core {
                     number,
                     caller_id,
                     privacy,
-                } => self.ring_trunk(now, call, idx, trunk, number, caller_id.as_deref(), *privacy),
+                } => self.ring_trunk(
+                    now,
+                    call,
+                    idx,
+                    trunk,
+                    number,
+                    caller_id.as_deref(),
+                    *privacy,
+                ),
             };
         }
         if started == 0 {
@@ -141,7 +162,9 @@ impl Core {
 
     /// The current step ended without an answer: go where the plan says.
     pub(crate) fn step_failed(&mut self, now: Instant, call: CallId, failure: Failure, code: u16) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if c.state != CallState::Ringing {
             return;
         }
@@ -166,8 +189,20 @@ impl Core {
     }
 
     /// Ends a ringing call with a final failure to the caller.
-    fn fail_call(&mut self, now: Instant, call: CallId, code: u16, reason: Option<String>, why: Failure) {
-        info!(call, code, reason = reason.as_deref().unwrap_or(""), "call failed");
+    fn fail_call(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+        reason: Option<String>,
+        why: Failure,
+    ) {
+        info!(
+            call,
+            code,
+            reason = reason.as_deref().unwrap_or(""),
+            "call failed"
+        );
         self.stats.calls_failed += 1;
         self.fail_a_with(now, call, code, reason);
         self.cancel_branches(now, call, None);
@@ -202,7 +237,17 @@ impl Core {
             let peer = contact_target(&binding.contact, binding.source);
             let to = format!("<sip:{}@{}>", ext, self.settings.domain);
             if self
-                .start_branch(now, call, step, binding.contact.clone(), to, peer, BranchTarget::Extension(ext.to_string()), None, false)
+                .start_branch(
+                    now,
+                    call,
+                    step,
+                    binding.contact.clone(),
+                    to,
+                    peer,
+                    BranchTarget::Extension(ext.to_string()),
+                    None,
+                    false,
+                )
                 .is_some()
             {
                 n += 1;
@@ -231,8 +276,18 @@ impl Core {
         let to = format!("<sip:{}@{}>", number, t.domain);
         let from_user = caller_id.map(str::to_string);
         usize::from(
-            self.start_branch(now, call, step, uri, to, t.peer, BranchTarget::Trunk(t.name.clone()), from_user, privacy)
-                .is_some(),
+            self.start_branch(
+                now,
+                call,
+                step,
+                uri,
+                to,
+                t.peer,
+                BranchTarget::Trunk(t.name.clone()),
+                from_user,
+                privacy,
+            )
+            .is_some(),
         )
     }
 
@@ -279,15 +334,27 @@ impl Core {
             crate::dialplan::Caller::Trunk { .. } => String::new(),
         };
         let from_hdr = if privacy {
-            format!("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={}", crate::core::new_tag())
+            format!(
+                "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag={}",
+                crate::core::new_tag()
+            )
         } else if display.is_empty() {
             format!("<sip:{}@{}>;tag={}", number, host, crate::core::new_tag())
         } else {
-            format!("\"{}\" <sip:{}@{}>;tag={}", display, number, host, crate::core::new_tag())
+            format!(
+                "\"{}\" <sip:{}@{}>;tag={}",
+                display,
+                number,
+                host,
+                crate::core::new_tag()
+            )
         };
         let mut inv = Message::request(Method::Invite, ruri);
         inv.push(HeaderName::Via, via_value(peer.transport, local));
-        inv.push(HeaderName::MaxForwards, c.max_forwards.saturating_sub(1).max(1).to_string());
+        inv.push(
+            HeaderName::MaxForwards,
+            c.max_forwards.saturating_sub(1).max(1).to_string(),
+        );
         inv.push(HeaderName::From, from_hdr);
         inv.push(HeaderName::To, to_hdr);
         inv.push(HeaderName::CallId, call_id.clone());
@@ -335,16 +402,33 @@ impl Core {
 
     /// A trunk challenged our INVITE (401/407): send it again with
     /// credentials, once. Returns false when that cannot be done.
-    pub(crate) fn answer_trunk_challenge(&mut self, now: Instant, call: CallId, branch: usize, resp: &Message) -> bool {
-        let Some(c) = self.calls.get_mut(&call) else { return false };
-        let Some(b) = c.branches.get_mut(branch) else { return false };
-        let BranchTarget::Trunk(trunk) = &b.target else { return false };
+    pub(crate) fn answer_trunk_challenge(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        branch: usize,
+        resp: &Message,
+    ) -> bool {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        let Some(b) = c.branches.get_mut(branch) else {
+            return false;
+        };
+        let BranchTarget::Trunk(trunk) = &b.target else {
+            return false;
+        };
         if b.auth_tried {
             return false;
         }
-        let Some(t) = self.settings.trunks.get(trunk) else { return false };
+        let Some(t) = self.settings.trunks.get(trunk) else {
+            return false;
+        };
         let (challenge_hdr, auth_hdr) = if resp.status() == Some(407) {
-            (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization)
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
         } else {
             (HeaderName::WwwAuthenticate, HeaderName::Authorization)
         };
@@ -360,7 +444,8 @@ impl Core {
             .map(|u| u.to_string())
             .unwrap_or_default();
         let cnonce = format!("{:016x}", rand::random::<u64>());
-        let credentials = challenge.authorization("INVITE", &uri, &t.username, &t.password, &cnonce, 1);
+        let credentials =
+            challenge.authorization("INVITE", &uri, &t.username, &t.password, &cnonce, 1);
         let mut inv = b.invite.clone();
         let seq = inv.cseq().map(|c| c.seq).unwrap_or(1) + 1;
         inv.set(HeaderName::CSeq, format!("{seq} INVITE"));
@@ -370,7 +455,8 @@ impl Core {
         inv.set(HeaderName::Via, via_value(b.peer.transport, local));
         let key = self.tx.send_request(now, inv.clone(), b.peer);
         self.client_txs.remove(&b.key);
-        self.client_txs.insert(key.clone(), ClientTx::BInvite { call, branch });
+        self.client_txs
+            .insert(key.clone(), ClientTx::BInvite { call, branch });
         b.key = key;
         b.invite = inv;
         b.auth_tried = true;
@@ -378,4 +464,3 @@ impl Core {
         true
     }
 }
-

@@ -73,17 +73,17 @@ impl std::str::FromStr for ListenSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (kind, addr) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}`: expected TRANSPORT:ADDRESS:PORT, e.g. udp:0.0.0.0:5060"))?;
+        let (kind, addr) = s.split_once(':').ok_or_else(|| {
+            format!("`{s}`: expected TRANSPORT:ADDRESS:PORT, e.g. udp:0.0.0.0:5060")
+        })?;
         let transport = match kind.to_ascii_lowercase().as_str() {
             "udp" => TransportKind::Udp,
             "tcp" => TransportKind::Tcp,
             other => return Err(format!("`{s}`: unknown transport `{other}` (udp or tcp)")),
         };
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("`{s}`: `{addr}` is not an IP address and port (IPv6 in brackets)"))?;
+        let addr: SocketAddr = addr.parse().map_err(|_| {
+            format!("`{s}`: `{addr}` is not an IP address and port (IPv6 in brackets)")
+        })?;
         Ok(ListenSpec { transport, addr })
     }
 }

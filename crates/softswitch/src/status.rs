@@ -11,8 +11,10 @@ use pbx::Snapshot;
 /// Fetches the snapshot. A plain HTTP/1.0 GET: the admin API is on a local
 /// address and answers one small JSON document.
 pub fn fetch(addr: SocketAddr) -> anyhow::Result<Snapshot> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .with_context(|| format!("cannot reach the daemon's admin API at {addr}: is it running?"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).with_context(|| {
+            format!("cannot reach the daemon's admin API at {addr}: is it running?")
+        })?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(stream, "GET /status HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut raw = Vec::new();
@@ -60,7 +62,11 @@ pub fn render(s: &Snapshot) -> String {
             "  {:<20} {:>17} {:>17} {:>9} {:>9}\n",
             site.name,
             format!("{}/{}", site.up_reserved_kbps, cap(site.up_capacity_kbps)),
-            format!("{}/{}", site.down_reserved_kbps, cap(site.down_capacity_kbps)),
+            format!(
+                "{}/{}",
+                site.down_reserved_kbps,
+                cap(site.down_capacity_kbps)
+            ),
             match site.max_calls {
                 Some(m) => format!("{}/{}", site.calls, m),
                 None => site.calls.to_string(),
