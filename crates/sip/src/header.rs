@@ -43,7 +43,8 @@ impl Params {
     }
 
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+        self.0
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
     }
 
     pub fn write_to(&self, out: &mut BytesMut) {

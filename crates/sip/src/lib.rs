@@ -6,7 +6,11 @@ pub mod header;
 pub mod message;
 pub mod parse;
 pub mod peer;
+pub mod transport;
+pub mod sdp;
+pub mod transaction;
 pub mod uri;
+pub mod validate;
 
 pub use header::{CSeq, NameAddr, Params, Via};
 pub use message::{Header, HeaderName, Message, Method, Request, Response, StartLine};

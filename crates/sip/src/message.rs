@@ -31,7 +31,12 @@ pub enum Method {
 impl Method {
     /// Methods are case-sensitive (RFC 3261 §7.1).
     pub fn from_bytes(b: &[u8]) -> Method {
-        match b {
+        Method::from_bytes_known(b).unwrap_or_else(|| Method::Other(Bytes::copy_from_slice(b)))
+    }
+
+    /// A standard method, `None` for an extension method.
+    pub(crate) fn from_bytes_known(b: &[u8]) -> Option<Method> {
+        Some(match b {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
             b"BYE" => Method::Bye,
@@ -46,8 +51,8 @@ impl Method {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"PUBLISH" => Method::Publish,
-            other => Method::Other(Bytes::copy_from_slice(other)),
-        }
+            _ => return None,
+        })
     }
 
     /// Like [`Method::from_bytes`] but keeps a zero-copy slice for extension methods.
@@ -129,63 +134,77 @@ pub enum HeaderName {
 impl HeaderName {
     /// Header names are case-insensitive (RFC 3261 §7.3.1); compact forms map to long ones.
     pub fn from_bytes(b: &[u8]) -> HeaderName {
+        HeaderName::lookup(b).unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(b)))
+    }
+
+    /// The known or compact header of this name, `None` for an extension
+    /// header (the parser then keeps a slice of the input as the name).
+    pub(crate) fn lookup(b: &[u8]) -> Option<HeaderName> {
         if b.len() == 1 {
-            return match b[0].to_ascii_lowercase() {
+            return Some(match b[0].to_ascii_lowercase() {
                 b'i' => HeaderName::CallId,
                 b'm' => HeaderName::Contact,
                 b'e' => HeaderName::ContentEncoding,
                 b'l' => HeaderName::ContentLength,
                 b'c' => HeaderName::ContentType,
                 b'f' => HeaderName::From,
-                b's' => HeaderName::Other(Bytes::from_static(b"Subject")),
                 b'k' => HeaderName::Supported,
                 b't' => HeaderName::To,
                 b'v' => HeaderName::Via,
                 b'o' => HeaderName::Event,
-                _ => HeaderName::Other(Bytes::copy_from_slice(b)),
-            };
+                b's' => HeaderName::Other(Bytes::from_static(b"Subject")),
+                b'r' => HeaderName::Other(Bytes::from_static(b"Refer-To")),
+                b'b' => HeaderName::Other(Bytes::from_static(b"Referred-By")),
+                b'x' => HeaderName::Other(Bytes::from_static(b"Session-Expires")),
+                b'u' => HeaderName::Other(Bytes::from_static(b"Allow-Events")),
+                b'a' => HeaderName::Other(Bytes::from_static(b"Accept-Contact")),
+                b'j' => HeaderName::Other(Bytes::from_static(b"Reject-Contact")),
+                b'd' => HeaderName::Other(Bytes::from_static(b"Request-Disposition")),
+                b'y' => HeaderName::Other(Bytes::from_static(b"Identity")),
+                b'n' => HeaderName::Other(Bytes::from_static(b"Identity-Info")),
+                _ => return None,
+            });
         }
-        const KNOWN: &[(&str, HeaderName)] = &[
-            ("via", HeaderName::Via),
-            ("from", HeaderName::From),
-            ("to", HeaderName::To),
-            ("call-id", HeaderName::CallId),
-            ("cseq", HeaderName::CSeq),
-            ("contact", HeaderName::Contact),
-            ("max-forwards", HeaderName::MaxForwards),
-            ("content-length", HeaderName::ContentLength),
-            ("content-type", HeaderName::ContentType),
-            ("authorization", HeaderName::Authorization),
-            ("proxy-authorization", HeaderName::ProxyAuthorization),
-            ("www-authenticate", HeaderName::WwwAuthenticate),
-            ("proxy-authenticate", HeaderName::ProxyAuthenticate),
-            ("expires", HeaderName::Expires),
-            ("min-expires", HeaderName::MinExpires),
-            ("route", HeaderName::Route),
-            ("record-route", HeaderName::RecordRoute),
-            ("allow", HeaderName::Allow),
-            ("accept", HeaderName::Accept),
-            ("accept-encoding", HeaderName::AcceptEncoding),
-            ("accept-language", HeaderName::AcceptLanguage),
-            ("supported", HeaderName::Supported),
-            ("require", HeaderName::Require),
-            ("proxy-require", HeaderName::ProxyRequire),
-            ("unsupported", HeaderName::Unsupported),
-            ("user-agent", HeaderName::UserAgent),
-            ("server", HeaderName::Server),
-            ("warning", HeaderName::Warning),
-            ("date", HeaderName::Date),
-            ("event", HeaderName::Event),
-            ("privacy", HeaderName::Privacy),
-            ("content-disposition", HeaderName::ContentDisposition),
-            ("content-encoding", HeaderName::ContentEncoding),
-        ];
-        for (name, h) in KNOWN {
-            if name.len() == b.len() && name.as_bytes().eq_ignore_ascii_case(b) {
-                return h.clone();
-            }
-        }
-        HeaderName::Other(Bytes::copy_from_slice(b))
+        // Dispatch on length and first letter so that a lookup costs one
+        // or two comparisons (and builds no table at run time).
+        let first = b.first()?.to_ascii_lowercase();
+        let is = |name: &str| name.as_bytes().eq_ignore_ascii_case(b);
+        Some(match (b.len(), first) {
+            (2, b't') if is("to") => HeaderName::To,
+            (3, b'v') if is("via") => HeaderName::Via,
+            (4, b'f') if is("from") => HeaderName::From,
+            (4, b'c') if is("cseq") => HeaderName::CSeq,
+            (4, b'd') if is("date") => HeaderName::Date,
+            (5, b'r') if is("route") => HeaderName::Route,
+            (5, b'a') if is("allow") => HeaderName::Allow,
+            (5, b'e') if is("event") => HeaderName::Event,
+            (6, b'a') if is("accept") => HeaderName::Accept,
+            (6, b's') if is("server") => HeaderName::Server,
+            (7, b'c') if is("call-id") => HeaderName::CallId,
+            (7, b'c') if is("contact") => HeaderName::Contact,
+            (7, b'e') if is("expires") => HeaderName::Expires,
+            (7, b'r') if is("require") => HeaderName::Require,
+            (7, b'w') if is("warning") => HeaderName::Warning,
+            (7, b'p') if is("privacy") => HeaderName::Privacy,
+            (9, b's') if is("supported") => HeaderName::Supported,
+            (10, b'u') if is("user-agent") => HeaderName::UserAgent,
+            (11, b'm') if is("min-expires") => HeaderName::MinExpires,
+            (11, b'u') if is("unsupported") => HeaderName::Unsupported,
+            (12, b'm') if is("max-forwards") => HeaderName::MaxForwards,
+            (12, b'r') if is("record-route") => HeaderName::RecordRoute,
+            (12, b'c') if is("content-type") => HeaderName::ContentType,
+            (13, b'a') if is("authorization") => HeaderName::Authorization,
+            (13, b'p') if is("proxy-require") => HeaderName::ProxyRequire,
+            (14, b'c') if is("content-length") => HeaderName::ContentLength,
+            (15, b'a') if is("accept-encoding") => HeaderName::AcceptEncoding,
+            (15, b'a') if is("accept-language") => HeaderName::AcceptLanguage,
+            (16, b'w') if is("www-authenticate") => HeaderName::WwwAuthenticate,
+            (16, b'c') if is("content-encoding") => HeaderName::ContentEncoding,
+            (18, b'p') if is("proxy-authenticate") => HeaderName::ProxyAuthenticate,
+            (19, b'p') if is("proxy-authorization") => HeaderName::ProxyAuthorization,
+            (19, b'c') if is("content-disposition") => HeaderName::ContentDisposition,
+            _ => return None,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -247,6 +266,9 @@ pub struct Header {
     pub value: Bytes,
 }
 
+// Requests are the common case; boxing the URI would cost an allocation
+// per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartLine {
     Request(Request),
@@ -303,10 +325,9 @@ impl Message {
         let mut resp = Message::response(code, None);
         for h in &req.headers {
             match h.name {
-                HeaderName::Via
-                | HeaderName::From
-                | HeaderName::CallId
-                | HeaderName::CSeq => resp.headers.push(h.clone()),
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    resp.headers.push(h.clone())
+                }
                 HeaderName::To => {
                     let value = match to_tag {
                         Some(tag) if !has_tag(&h.value) => {
@@ -363,7 +384,10 @@ impl Message {
     }
 
     /// Every header line with this name, in order (a line may hold a comma list).
-    pub fn headers_named<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
+    pub fn headers_named<'a>(
+        &'a self,
+        name: &'a HeaderName,
+    ) -> impl Iterator<Item = &'a Bytes> + 'a {
         self.headers
             .iter()
             .filter(move |h| &h.name == name)
@@ -444,6 +468,9 @@ impl Message {
         let line = self
             .header(&HeaderName::Via)
             .ok_or(ParseError::Missing("Via"))?;
+        if memchr::memchr(b',', line).is_none() {
+            return Via::parse(line);
+        }
         let first = crate::parse::split_comma(line)
             .next()
             .ok_or(ParseError::Missing("Via"))?;
@@ -481,7 +508,10 @@ impl Message {
     }
 
     pub fn to_hdr(&self) -> Result<NameAddr, ParseError> {
-        NameAddr::parse(self.header(&HeaderName::To).ok_or(ParseError::Missing("To"))?)
+        NameAddr::parse(
+            self.header(&HeaderName::To)
+                .ok_or(ParseError::Missing("To"))?,
+        )
     }
 
     /// Every Contact value. `Ok(None)` means the wildcard `*` (REGISTER removal).
@@ -573,9 +603,7 @@ fn has_tag(to: &[u8]) -> bool {
         Some(i) => &to[i..],
         None => to,
     };
-    params
-        .windows(5)
-        .any(|w| w.eq_ignore_ascii_case(b";tag="))
+    params.windows(5).any(|w| w.eq_ignore_ascii_case(b";tag="))
 }
 
 /// A tiny stack buffer for writing integers without allocating.
