@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
+use pbx::settings::TrunkInfo;
 use pbx::{ExtensionInfo, ServerConfig, Settings};
 
 use crate::config::{advertised_ip, Config};
@@ -55,7 +56,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
                 estimator: config.admission.estimator(),
                 sites: config.admission.sites.clone(),
             },
-            router: std::sync::Arc::new(Settings::extensions_only_router(&extensions)),
+            router: std::sync::Arc::new(routing::Router::new(config.dialplan.clone())),
             trunks: HashMap::new(),
         },
         listen: config.sip.listen.clone(),
@@ -76,8 +77,55 @@ pub fn server_config(config: &Config) -> ServerConfig {
     }
 }
 
+/// The trunks with their hosts resolved. A trunk whose host does not
+/// resolve is left out (logged): calls through it fail over to the next.
+pub async fn resolve_trunks(config: &Config) -> HashMap<String, TrunkInfo> {
+    let mut out = HashMap::new();
+    for t in &config.trunks {
+        let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((
+            t.host.as_str(),
+            t.port,
+        ))
+        .await
+        {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                tracing::error!(trunk = %t.name, host = %t.host, error = %e, "cannot resolve the trunk's host; trunk disabled");
+                continue;
+            }
+        };
+        let Some(first) = addrs.first().copied() else {
+            tracing::error!(trunk = %t.name, host = %t.host, "the trunk's host has no address; trunk disabled");
+            continue;
+        };
+        let mut addresses: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+        addresses.extend(t.allowed_ips.iter().copied());
+        addresses.sort();
+        addresses.dedup();
+        out.insert(
+            t.name.clone(),
+            TrunkInfo {
+                name: t.name.clone(),
+                peer: sip::Peer {
+                    transport: t.transport,
+                    addr: first,
+                },
+                domain: t.domain.clone(),
+                username: t.username.clone().unwrap_or_default(),
+                auth_username: t.auth_username.clone(),
+                password: t.password.clone().unwrap_or_default(),
+                expires: t.expires,
+                register: t.register,
+                addresses,
+            },
+        );
+    }
+    out
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let cfg = server_config(&config);
+    let mut cfg = server_config(&config);
+    cfg.settings.trunks = resolve_trunks(&config).await;
     let running = pbx::start(cfg, shutdown_signal())
         .await
         .context("starting the softswitch")?;

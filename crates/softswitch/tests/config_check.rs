@@ -564,3 +564,396 @@ fn bad_cidr_is_refused_at_its_entry() {
         "site `zurich`: network `2001:db8:2::/48x`: not a prefix length",
     );
 }
+
+// --- The dial plan: ring groups, trunks, rules, office hours, forwarding. ---
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The ```toml blocks of the README's routing subsections.
+fn readme_routing_blocks() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let routing_headings = [
+        "`[[extension]]` forwarding",
+        "`[[ring_group]]`",
+        "`[[trunk]]`",
+        "`[[inbound_rule]]`",
+        "`[[outbound_rule]]`",
+        "`[[office_hours]]`",
+        "`[dialplan]`",
+    ];
+    let mut blocks = Vec::new();
+    let mut in_routing = false;
+    let mut block: Option<Vec<&str>> = None;
+    for line in readme.lines() {
+        if let Some(lines) = &mut block {
+            if line == "```" {
+                blocks.push(lines.join("\n"));
+                block = None;
+            } else {
+                lines.push(line);
+            }
+        } else if let Some(heading) = line.strip_prefix("### ") {
+            in_routing = routing_headings.iter().any(|h| heading.starts_with(h));
+        } else if line.starts_with("## ") {
+            in_routing = false;
+        } else if line == "```toml" && in_routing {
+            block = Some(Vec::new());
+        }
+    }
+    blocks
+}
+
+#[test]
+fn readme_routing_examples_pass_check() {
+    let dir = fixture("routing");
+    let out = check(&dir);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let fixture_text = std::fs::read_to_string(dir.join("softswitch.toml")).unwrap();
+    let blocks = readme_routing_blocks();
+    assert_eq!(blocks.len(), 7, "one example per routing subsection");
+    for block in &blocks {
+        assert!(
+            fixture_text.contains(block.as_str()),
+            "README example not in tests/fixtures/routing/softswitch.toml:\n{block}"
+        );
+    }
+}
+
+#[test]
+fn shipped_config_examples_pass_when_uncommented() {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/softswitch.toml"),
+    )
+    .unwrap();
+    // `# [[trunk]]`, `# [dialplan]` and `# key = value` become live lines.
+    let mut uncommented = String::new();
+    for line in shipped.lines() {
+        let live = match line.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with('[')
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
+            {
+                rest
+            }
+            _ => line,
+        };
+        uncommented.push_str(live);
+        uncommented.push('\n');
+    }
+    for section in [
+        "[[ring_group]]",
+        "[[trunk]]",
+        "[[inbound_rule]]",
+        "[[outbound_rule]]",
+        "[[office_hours]]",
+        "[dialplan]",
+    ] {
+        assert!(
+            uncommented.lines().any(|l| l == section),
+            "no commented {section} example in config/softswitch.toml"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "softswitch.toml", &uncommented);
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
+
+/// A dial plan every case below adds one mistake to.
+const PLAN: &str = r#"[[extension]]
+number = "1001"
+
+[[extension]]
+number = "1002"
+
+[[trunk]]
+name = "provider"
+host = "sip.provider.example"
+
+[[office_hours]]
+name = "office"
+time_zone = "Europe/Zurich"
+monday = "08:00-17:00"
+
+[[outbound_rule]]
+name = "national"
+prefix = "0"
+trunks = ["provider"]
+"#;
+
+/// Line and column (from 1) of the `nth` occurrence of `needle` in `text`.
+fn position(text: &str, needle: &str, nth: usize) -> (usize, usize) {
+    let offset = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("`{needle}` #{nth} not in the case"))
+        .0;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+#[test]
+fn bad_routing_values_are_refused_at_their_position() {
+    // (what the operator added, the value pointed at, its occurrence, the cause)
+    let cases: &[(&str, &str, usize, &str)] = &[
+        (
+            "[[ring_group]]\nnumber = \"800\"\nmembers = [\"1001\", \"9999\"]\n",
+            "\"9999\"",
+            0,
+            "ring group 800: member `9999` is not an extension",
+        ),
+        (
+            "[[ring_group]]\nnumber = \"800\"\nmembers = [\"1001\", \"801\"]\n\
+             [[ring_group]]\nnumber = \"801\"\nmembers = [\"1002\"]\n",
+            "\"801\"",
+            0,
+            "member 801 is a ring group; members must be extensions",
+        ),
+        (
+            "[[ring_group]]\nnumber = \"1002\"\nmembers = [\"1001\"]\n",
+            "\"1002\"",
+            1,
+            "ring group number 1002 is also an extension number",
+        ),
+        (
+            "[[ring_group]]\nnumber = \"800\"\nmembers = [\"1001\"]\n\
+             [[ring_group]]\nnumber = \"800\"\nmembers = [\"1002\"]\n",
+            "\"800\"",
+            1,
+            "ring group `800` is defined twice",
+        ),
+        (
+            "[[outbound_rule]]\nprefix = \"00\"\ntrunks = [\"provider\", \"backup\"]\n",
+            "\"backup\"",
+            0,
+            "outbound_rule `rule 2`: trunk `backup` is not a [[trunk]] name",
+        ),
+        (
+            "[[inbound_rule]]\ndid = \"41225550100\"\ntrunk = \"carrier\"\nto = \"1001\"\n",
+            "\"carrier\"",
+            0,
+            "inbound_rule `41225550100`: `trunk` `carrier` is not a [[trunk]] name",
+        ),
+        (
+            "[[inbound_rule]]\ndid = \"41225550100\"\nto = \"1001\"\n\
+             [[inbound_rule]]\ndid = \"+41225550100\"\nto = \"1002\"\n",
+            "\"+41225550100\"",
+            0,
+            "DID 41225550100 already has an inbound rule at",
+        ),
+        (
+            "[[inbound_rule]]\ndid = \"41225550100\"\nto = \"1001\"\noffice_hours = \"weekend\"\nout_of_hours = \"1002\"\n",
+            "\"weekend\"",
+            0,
+            "`office_hours` `weekend` is not an [[office_hours]] name",
+        ),
+        (
+            "[[inbound_rule]]\ndid = \"41225550100\"\nto = \"reception\"\n",
+            "\"reception\"",
+            0,
+            "`to`: `reception` is not an extension, a ring group, an external number",
+        ),
+        (
+            "[[extension]]\nnumber = \"1003\"\noffice_hours = \"weekend\"\n",
+            "\"weekend\"",
+            0,
+            "extension 1003: `office_hours` `weekend` is not an [[office_hours]] name",
+        ),
+        (
+            "[[extension]]\nnumber = \"1003\"\nforward_busy = \"voicemail\"\n",
+            "\"voicemail\"",
+            0,
+            "extension 1003: `forward_busy`: `voicemail` is not an extension",
+        ),
+        (
+            "[[extension]]\nnumber = \"1003\"\nforward_no_answer = \"1003\"\n",
+            "\"1003\"",
+            1,
+            "`forward_no_answer` forwards the extension to itself",
+        ),
+        (
+            "[[extension]]\nnumber = \"1003\"\nout_of_hours_forward_always = \"1001\"\n",
+            "\"1001\"",
+            1,
+            "the out_of_hours_forward_* keys need `office_hours`",
+        ),
+        (
+            "[[extension]]\nnumber = \"1003\"\noutbound_rules = [\"national\", \"mobile\"]\n",
+            "\"mobile\"",
+            0,
+            "`outbound_rules` entry `mobile` is not an [[outbound_rule]] name",
+        ),
+        (
+            "[[extension]]\nnumber = \"112\"\n",
+            "\"112\"",
+            0,
+            "extension number 112 is an emergency number",
+        ),
+        (
+            "[[office_hours]]\nname = \"shop\"\ntime_zone = \"Europe/Genf\"\n",
+            "\"Europe/Genf\"",
+            0,
+            "office_hours `shop`: time zone `Europe/Genf` is unknown",
+        ),
+        (
+            "[[office_hours]]\nname = \"shop\"\ntime_zone = \"UTC\"\ntuesday = \"08:00-12:00, 25:00-26:00\"\n",
+            "\"08:00-12:00, 25:00-26:00\"",
+            0,
+            "office_hours `shop`: `tuesday` `08:00-12:00, 25:00-26:00` must be intervals",
+        ),
+        (
+            "[[office_hours]]\nname = \"shop\"\ntime_zone = \"UTC\"\nholidays = [\"2026-02-30\"]\n",
+            "\"2026-02-30\"",
+            0,
+            "holiday `2026-02-30` must be a date",
+        ),
+        (
+            "[[trunk]]\nname = \"backup\"\nhost = \"sip.backup.example\"\ntransport = \"tls\"\n",
+            "\"tls\"",
+            0,
+            "trunk `backup`: `transport` `tls` must be \"udp\" or \"tcp\"",
+        ),
+        (
+            "[[trunk]]\nname = \"backup\"\nhost = \"sip.backup.example:70000\"\n",
+            "\"sip.backup.example:70000\"",
+            0,
+            "trunk `backup`: `host` `sip.backup.example:70000` must be host[:port]",
+        ),
+        (
+            "[[trunk]]\nname = \"backup\"\nhost = \"sip.backup.example\"\nusername = \"u1\"\nregister = true\n",
+            "true",
+            0,
+            "trunk `backup`: `register = true` needs password",
+        ),
+        (
+            "[[trunk]]\nname = \"backup\"\nhost = \"sip.backup.example\"\npassword = \"\"\n",
+            "\"\"",
+            0,
+            "trunk `backup`: `password` must be 1 to 128 characters",
+        ),
+        (
+            "[[trunk]]\nname = \"provider\"\nhost = \"sip.backup.example\"\n",
+            "\"provider\"",
+            2,
+            "trunk `provider` is defined twice",
+        ),
+        (
+            "[[trunk]]\nname = \"backup\"\nhost = \"sip.backup.example\"\nallowed_ips = [\"203.0.113.300\"]\n",
+            "\"203.0.113.300\"",
+            0,
+            "`allowed_ips` entry `203.0.113.300` must be an IPv4 or IPv6 address",
+        ),
+        (
+            "[[outbound_rule]]\nname = \"long\"\nmin_length = 31\nmax_length = 30\ntrunks = [\"provider\"]\n",
+            "31",
+            0,
+            "outbound_rule `long`: `min_length` 31 is above `max_length` 30",
+        ),
+        (
+            "[[outbound_rule]]\nname = \"national\"\ntrunks = [\"provider\"]\n",
+            "\"national\"",
+            1,
+            "outbound_rule `national` is defined twice",
+        ),
+        (
+            "[dialplan]\nemergency_numbers = [\"112\", \"11 7\"]\n",
+            "\"11 7\"",
+            0,
+            "emergency number `11 7` must be 1 to 10 digits",
+        ),
+        (
+            "[[ring_group]]\nnumber = \"800\"\nmembers = [\"1001\"]\nstrategy = \"random\"\n",
+            "\"random\"",
+            0,
+            "`strategy` `random` must be \"ring_all\", \"hunt\" or \"round_robin\"",
+        ),
+        (
+            "[[outbound_rule]]\nname = \"staff\"\ntrunks = [\"provider\"]\nextensions = [\"1001-99\"]\n",
+            "\"1001-99\"",
+            0,
+            "`extensions` entry `1001-99` must be an extension number or a range",
+        ),
+        (
+            "[[trunk]]\nname = \"backup\"\nhost = \"sip.backup.example\"\ndids = [\"41 22 555 01 00\"]\n",
+            "\"41 22 555 01 00\"",
+            0,
+            "trunk `backup`: DID `41 22 555 01 00` must be digits",
+        ),
+    ];
+    for (added, needle, nth, cause) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{SIP}\n{PLAN}\n{added}");
+        let f = write(dir.path(), "a.toml", &text);
+        let err = refused(dir.path());
+        let (line, col) = position(&text, needle, *nth);
+        assert_error(&err, &f, line, col, cause);
+        assert_eq!(
+            err.lines().count(),
+            2,
+            "one error and the summary for:\n{added}\n{err}"
+        );
+    }
+}
+
+#[test]
+fn routing_errors_across_files_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.toml", &format!("{SIP}\n{PLAN}"));
+    let b = write(
+        dir.path(),
+        "b.toml",
+        "[[ring_group]]\nnumber = \"800\"\nmembers = [\"1009\"]\nno_answer = \"1001\"\n\n\
+         [[inbound_rule]]\ndid = \"4122*\"\ntrunk = \"nobody\"\nto = \"800\"\n",
+    );
+    let err = refused(dir.path());
+    assert_error(&err, &b, 3, 12, "member `1009` is not an extension");
+    assert_error(&err, &b, 8, 9, "`trunk` `nobody` is not a [[trunk]] name");
+    assert_eq!(err.lines().count(), 3, "{err}");
+}
+
+#[test]
+fn trunk_passwords_follow_the_provider_not_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "{SIP}\n{PLAN}\n[[trunk]]\nname = \"backup\"\nhost = \"[2001:db8::5]:5080\"\n\
+             transport = \"tcp\"\nusername = \"1234\"\npassword = \"1234\"\nregister = true\n"
+        ),
+    );
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn a_trunk_without_any_outbound_rule_is_refused_for_emergency_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "a.toml",
+        &format!("{SIP}\n[[trunk]]\nname = \"provider\"\nhost = \"sip.provider.example\"\n"),
+    );
+    let err = refused(dir.path());
+    assert_error(
+        &err,
+        &f,
+        6,
+        8,
+        "trunk `provider`: no [[outbound_rule]] sends calls to a trunk, so emergency numbers (112, 117, 118, 144) cannot be dialled",
+    );
+    // Without emergency numbers there is nothing to carry.
+    write(dir.path(), "b.toml", "[dialplan]\nemergency_numbers = []\n");
+    let out = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+}

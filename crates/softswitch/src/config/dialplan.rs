@@ -10,7 +10,7 @@
 //! it names.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use routing::{ConfigError as RoutingError, Destination, Dialplan};
@@ -133,6 +133,8 @@ impl Anchors {
                 .items
                 .iter()
                 .filter(|(prefix, _)| item.starts_with(prefix.as_str()))
+                // The first entry of the longest prefix (`max_by_key` keeps the last).
+                .rev()
                 .max_by_key(|(prefix, _)| prefix.len())
                 .map(|(_, l)| l),
         }
@@ -186,6 +188,20 @@ pub(crate) fn build(
     let (routing_trunks, trunk_configs): (Vec<_>, Vec<_>) =
         trunks.into_iter().map(|t| (t.trunk, t.config)).unzip();
     dialplan.trunks = routing_trunks;
+
+    // Emergency calls go out through the first outbound rule; a PBX with a
+    // trunk and no rule could not place them.
+    if names.outbound_rules.is_empty() && !dialplan.emergency_numbers.is_empty() {
+        if let Some((_, trunk, first)) = anchors.names.iter().find(|(k, _, _)| *k == "trunk") {
+            diag.at(
+                first,
+                format!(
+                    "trunk `{trunk}`: no [[outbound_rule]] sends calls to a trunk, so emergency numbers ({}) cannot be dialled; add a rule",
+                    dialplan.emergency_numbers.join(", ")
+                ),
+            );
+        }
+    }
 
     if diag.error_count() != errors_before {
         return None;
@@ -267,10 +283,6 @@ pub(crate) fn at<T>(file: FileId, value: &Spanned<T>) -> Loc {
     }
 }
 
-pub(crate) fn loc(file: FileId, span: Range<usize>) -> Loc {
-    Loc { file, span }
-}
-
 /// An integer setting within `range`, reported at its position otherwise.
 pub(crate) fn int_in(
     value: &Spanned<i64>,
@@ -345,6 +357,12 @@ pub(crate) fn is_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Range;
+    use std::path::Path;
+
+    fn loc(file: FileId, span: Range<usize>) -> Loc {
+        Loc { file, span }
+    }
 
     #[test]
     fn number_shapes() {
@@ -378,5 +396,144 @@ mod tests {
             problem: "x".into(),
         };
         assert!(anchors.find(&none).is_none());
+    }
+
+    fn fixture() -> crate::config::Config {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/routing");
+        crate::config::load(&dir).unwrap()
+    }
+
+    #[test]
+    fn readme_example_builds_the_whole_dialplan() {
+        use routing::{OutboundPermission, Presentation, Strategy};
+        let config = fixture();
+        let dp = &config.dialplan;
+
+        let alice = &dp.extensions[0];
+        assert_eq!(
+            (alice.number.as_str(), alice.name.as_str()),
+            ("1001", "Alice")
+        );
+        let fw = &alice.forwarding;
+        assert_eq!(fw.unconditional, None);
+        assert_eq!(fw.busy, Some(Destination::RingGroup("800".into())));
+        assert_eq!(fw.no_answer, Some(Destination::Extension("1002".into())));
+        assert_eq!(fw.no_answer_seconds, 15);
+        assert_eq!(
+            fw.not_registered,
+            Some(Destination::External("+41795550123".into()))
+        );
+        assert_eq!(alice.office_hours.as_deref(), Some("office"));
+        let ooh = alice.out_of_hours_forwarding.as_ref().unwrap();
+        assert_eq!(ooh.unconditional, Some(Destination::Hangup));
+        assert_eq!((ooh.busy.as_ref(), ooh.no_answer_seconds), (None, 15));
+        assert_eq!(alice.max_simultaneous_calls, 2);
+        assert_eq!(alice.outbound_caller_id.as_deref(), Some("+41225550101"));
+        assert_eq!(
+            alice.outbound_rules,
+            OutboundPermission::Only(vec!["national".into(), "international".into()])
+        );
+        assert!(alice.international && !alice.dnd);
+        let bob = &dp.extensions[1];
+        assert_eq!(bob.forwarding, routing::Forwarding::default());
+        assert_eq!(bob.out_of_hours_forwarding, None);
+        assert_eq!(bob.max_simultaneous_calls, 0);
+        assert_eq!(bob.outbound_rules, OutboundPermission::All);
+        assert!(!bob.international);
+        assert!(bob.dnd && !dp.extensions[2].dnd);
+
+        let group = &dp.ring_groups[0];
+        assert_eq!(group.name, "Reception");
+        assert_eq!(group.strategy, Strategy::Hunt);
+        assert_eq!(group.members, ["1001", "1002"]);
+        assert_eq!(group.ring_seconds, 20);
+        assert_eq!(group.no_answer, Destination::Extension("1003".into()));
+
+        let (provider, backup) = (&dp.trunks[0], &dp.trunks[1]);
+        assert_eq!(provider.dids, ["41225550100", "41225550101"]);
+        assert_eq!(
+            (provider.max_calls, provider.presentation),
+            (10, Presentation::Extension)
+        );
+        assert_eq!(provider.codecs, ["PCMA", "G722"]);
+        assert_eq!(backup.presentation, Presentation::MainNumber);
+        assert_eq!(backup.main_number, "+41225550100");
+
+        let tc = &config.trunks[0];
+        assert_eq!((tc.host.as_str(), tc.port), ("sip.provider.example", 5060));
+        assert_eq!(tc.transport, sip::TransportKind::Udp);
+        assert_eq!(tc.domain, "sip.provider.example");
+        assert_eq!(tc.username.as_deref(), Some("41225550100"));
+        assert_eq!(tc.password.as_deref(), Some("given-by-the-provider"));
+        assert!(tc.register);
+        assert_eq!((tc.expires, tc.auth_username.as_deref()), (3600, None));
+        let tb = &config.trunks[1];
+        assert_eq!(
+            tb.allowed_ips,
+            ["203.0.113.21".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert!(!tb.register && tb.password.is_none());
+        assert!(
+            !format!("{tc:?}").contains("given-by"),
+            "Debug shows a password"
+        );
+
+        let inbound = &dp.inbound_rules[0];
+        assert_eq!(inbound.to, Destination::RingGroup("800".into()));
+        assert_eq!(
+            inbound.out_of_hours,
+            Some(Destination::Extension("1003".into()))
+        );
+        assert_eq!(inbound.office_hours.as_deref(), Some("office"));
+        assert_eq!(dp.inbound_rules[1].trunk.as_deref(), Some("provider"));
+
+        let national = &dp.outbound_rules[0];
+        assert_eq!(
+            (national.name.as_str(), national.prefix.as_str()),
+            ("national", "0")
+        );
+        assert_eq!((national.min_len, national.max_len), (Some(10), Some(10)));
+        assert_eq!((national.strip, national.prepend.as_str()), (1, "+41"));
+        assert_eq!(national.trunks, ["provider", "backup"]);
+        assert_eq!(national.extensions[0].to_string(), "1001-1099");
+
+        let office = &dp.office_hours[0];
+        assert_eq!(office.time_zone, routing::chrono_tz::Europe::Zurich);
+        assert_eq!(office.week[0].len(), 2);
+        assert_eq!(office.week[4][1].to_string(), "13:00-16:00");
+        assert!(office.week[5].is_empty() && office.week[6].is_empty());
+        assert_eq!(office.holidays.len(), 3);
+        assert_eq!(dp.national_prefixes, ["+41", "0041"]);
+        assert_eq!(dp.emergency_numbers, ["112", "117", "118", "144"]);
+    }
+
+    #[test]
+    fn readme_example_routes_as_documented() {
+        use routing::chrono::{TimeZone, Utc};
+        use routing::{Caller, Decision, MemoryState, RouteRequest, Router, Target};
+        let router = Router::new(fixture().dialplan);
+        let state = MemoryState::registered(["1001", "1002", "1003"]);
+        // Monday 2026-03-02, 10:00 in Zurich (09:00 UTC): open; 20:00: closed.
+        let open = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let closed = Utc.with_ymd_and_hms(2026, 3, 2, 19, 0, 0).unwrap();
+        let caller = Caller::Trunk {
+            name: "provider".into(),
+            caller_number: "+41795550000".into(),
+        };
+        let targets = |now| {
+            let req = RouteRequest {
+                from: &caller,
+                dialled: "41225550100",
+                now,
+                state: &state,
+            };
+            match router.route(&req) {
+                Decision::Plan(plan) => plan.steps[0].targets.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        // In hours the hunt group rings Alice first; out of hours Carol.
+        assert_eq!(targets(open), [Target::Extension("1001".into())]);
+        assert_eq!(targets(closed), [Target::Extension("1003".into())]);
     }
 }

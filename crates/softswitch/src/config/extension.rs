@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{Diag, Loc};
+use super::extension_routing::RawExtensionRouting;
 use super::load::Item;
 use super::password;
 
@@ -48,6 +49,30 @@ pub(crate) struct RawExtension {
     name: Option<Spanned<String>>,
     password: Option<Spanned<String>>,
     site: Option<Spanned<String>>,
+    // The routing keys, taken out by `extension_routing` and built with the
+    // other routing sections.
+    pub(super) forward_always: Option<Spanned<String>>,
+    pub(super) forward_busy: Option<Spanned<String>>,
+    pub(super) forward_no_answer: Option<Spanned<String>>,
+    pub(super) forward_no_answer_seconds: Option<Spanned<i64>>,
+    pub(super) forward_unregistered: Option<Spanned<String>>,
+    pub(super) out_of_hours_forward_always: Option<Spanned<String>>,
+    pub(super) out_of_hours_forward_busy: Option<Spanned<String>>,
+    pub(super) out_of_hours_forward_no_answer: Option<Spanned<String>>,
+    pub(super) out_of_hours_forward_unregistered: Option<Spanned<String>>,
+    pub(super) office_hours: Option<Spanned<String>>,
+    pub(super) dnd: Option<bool>,
+    pub(super) max_calls: Option<Spanned<i64>>,
+    pub(super) outbound_caller_id: Option<Spanned<String>>,
+    pub(super) outbound_rules: Option<Vec<Spanned<String>>>,
+    pub(super) international: Option<bool>,
+}
+
+impl RawExtension {
+    /// The number as written, to check references before validation.
+    pub(crate) fn number(&self) -> &str {
+        self.number.get_ref()
+    }
 }
 
 /// A validated extension, on its way into [`crate::config::Config`].
@@ -55,6 +80,8 @@ pub(crate) struct Built {
     pub extension: Extension,
     /// Where `site =` is, to report a pin to an unknown site.
     pub site_at: Option<Loc>,
+    /// Forwarding, limits and permissions, checked with the dial plan.
+    pub routing: RawExtensionRouting,
 }
 
 pub(crate) fn build(items: Vec<Item<RawExtension>>, diag: &mut Diag) -> Vec<Built> {
@@ -62,7 +89,7 @@ pub(crate) fn build(items: Vec<Item<RawExtension>>, diag: &mut Diag) -> Vec<Buil
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let file = item.file;
-        let raw = item.value;
+        let mut raw = item.value;
         let loc = |s: std::ops::Range<usize>| Loc { file, span: s };
         let errors_before = diag.error_count();
         let number = raw.number.get_ref().clone();
@@ -106,6 +133,7 @@ pub(crate) fn build(items: Vec<Item<RawExtension>>, diag: &mut Diag) -> Vec<Buil
             }
         }
 
+        let routing = RawExtensionRouting::take(file, &at, &mut raw);
         if diag.error_count() == errors_before {
             out.push(Built {
                 extension: Extension {
@@ -115,6 +143,7 @@ pub(crate) fn build(items: Vec<Item<RawExtension>>, diag: &mut Diag) -> Vec<Buil
                     site: raw.site.as_ref().map(|s| s.get_ref().trim().to_owned()),
                 },
                 site_at: raw.site.as_ref().map(|s| loc(s.span())),
+                routing,
             });
         }
     }

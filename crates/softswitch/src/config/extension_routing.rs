@@ -10,9 +10,9 @@ use super::extension::{Built as BuiltExtension, RawExtension};
 use super::inbound_rule::office_hours_ref;
 
 pub const DEFAULT_NO_ANSWER_SECONDS: u32 = 20;
-/// Calls an extension takes at once unless `max_calls` says otherwise: a
-/// second call finds it busy (and follows `forward_busy`).
-pub const DEFAULT_MAX_CALLS: u32 = 1;
+/// Calls an extension takes at once unless `max_calls` says otherwise: no
+/// limit, so a phone on a call decides itself (call waiting, or busy).
+pub const DEFAULT_MAX_CALLS: u32 = 0;
 
 /// The routing keys of one `[[extension]]`, taken out of its raw shape.
 #[derive(Default)]

@@ -10,6 +10,7 @@ use toml_edit::{ImDocument, Item as TomlItem, Value};
 
 use super::admin::{self, RawAdmin};
 use super::admission::{self, RawAdmission};
+use super::dialplan;
 use super::error::{ConfigErrors, Diag, FileId, Loc};
 use super::extension::{self, RawExtension};
 use super::media::{self, RawMedia};
@@ -20,7 +21,9 @@ use super::Config;
 
 /// The top-level names a config file may use. New sections are added here
 /// and in [`merge_section`].
-const SECTIONS: &str = "[sip], [media], [admission], [[site]], [[extension]], [admin]";
+const SECTIONS: &str = "[sip], [media], [admission], [[site]], [[extension]], [admin], \
+                        [dialplan], [[ring_group]], [[trunk]], [[inbound_rule]], \
+                        [[outbound_rule]], [[office_hours]]";
 
 /// A single table and the file it came from.
 pub(crate) struct Section<T> {
@@ -48,6 +51,8 @@ struct Merged {
     admission: Option<Section<RawAdmission>>,
     admin: Option<Section<RawAdmin>>,
     sites: Vec<Item<RawSite>>,
+    /// `[dialplan]`, `[[ring_group]]`, `[[trunk]]`, the rules and schedules.
+    routing: dialplan::Sections,
 }
 
 pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBuf>), ConfigErrors> {
@@ -67,7 +72,19 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
     };
     let media = media::build(merged.media, &mut diag);
     let admin = admin::build(merged.admin, &mut diag);
+    let declared_extensions = merged
+        .extensions
+        .iter()
+        .map(|i| i.value.number().to_owned())
+        .collect();
     let mut extensions = extension::build(merged.extensions, &mut diag);
+    let routing = dialplan::build(
+        merged.routing,
+        &extensions,
+        declared_extensions,
+        dir,
+        &mut diag,
+    );
     let (admission, site_names) = admission::build(merged.admission, merged.sites, &mut diag);
     site::check_pins(&site_names, &extensions, &mut diag);
 
@@ -78,8 +95,8 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
     let stored = secrets::read(dir, &mut diag);
     secrets::apply(&stored, &mut extensions, &mut diag);
 
-    let (Some(sip), Some(media), Some(admission), Some(admin), 0) =
-        (sip, media, admission, admin, diag.error_count())
+    let (Some(sip), Some(media), Some(admission), Some(admin), Some(routing), 0) =
+        (sip, media, admission, admin, routing, diag.error_count())
     else {
         return Err(diag.finish());
     };
@@ -99,6 +116,8 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
         admission,
         admin,
         extensions: extensions.into_iter().map(|b| b.extension).collect(),
+        dialplan: routing.dialplan,
+        trunks: routing.trunks,
         dir: dir.to_path_buf(),
     };
     Ok((config, secrets_path))
@@ -222,6 +241,53 @@ fn merge_section(
             let entries = array_of_tables(file, "site", &at, item, diag);
             merged
                 .sites
+                .extend(entries.into_iter().map(|value| Item { file, value }));
+        }
+        "dialplan" => {
+            let value = table(file, &at, item, diag);
+            merge_table(
+                &mut merged.routing.dialplan,
+                &mut merged.defined,
+                "dialplan",
+                file,
+                at,
+                value,
+                diag,
+            );
+        }
+        "ring_group" => {
+            let entries = array_of_tables(file, "ring_group", &at, item, diag);
+            merged
+                .routing
+                .ring_groups
+                .extend(entries.into_iter().map(|value| Item { file, value }));
+        }
+        "trunk" => {
+            let entries = array_of_tables(file, "trunk", &at, item, diag);
+            merged
+                .routing
+                .trunks
+                .extend(entries.into_iter().map(|value| Item { file, value }));
+        }
+        "inbound_rule" => {
+            let entries = array_of_tables(file, "inbound_rule", &at, item, diag);
+            merged
+                .routing
+                .inbound_rules
+                .extend(entries.into_iter().map(|value| Item { file, value }));
+        }
+        "outbound_rule" => {
+            let entries = array_of_tables(file, "outbound_rule", &at, item, diag);
+            merged
+                .routing
+                .outbound_rules
+                .extend(entries.into_iter().map(|value| Item { file, value }));
+        }
+        "office_hours" => {
+            let entries = array_of_tables(file, "office_hours", &at, item, diag);
+            merged
+                .routing
+                .office_hours
                 .extend(entries.into_iter().map(|value| Item { file, value }));
         }
         "extension" => {

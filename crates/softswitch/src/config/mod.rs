@@ -17,14 +17,21 @@
 
 mod admin;
 mod admission;
+mod dialplan;
 mod error;
 mod extension;
+mod extension_routing;
+mod inbound_rule;
 mod load;
 mod media;
+mod office_hours;
+mod outbound_rule;
 mod password;
+mod ring_group;
 mod secrets;
 mod sip;
 mod site;
+mod trunk;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +45,7 @@ pub use extension::Extension;
 pub use media::MediaConfig;
 pub use secrets::SECRETS_FILE;
 pub use sip::SipConfig;
+pub use trunk::TrunkConfig;
 
 /// The whole validated configuration. Plain data: the engine holds it behind
 /// an `Arc` and swaps it whole on reload.
@@ -53,6 +61,13 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[[extension]]`: the phones that register, in file order.
     pub extensions: Vec<Extension>,
+    /// The dial plan: `[[extension]]` with their forwarding and permissions,
+    /// `[[ring_group]]`, `[[trunk]]` (routing's part), `[[inbound_rule]]`,
+    /// `[[outbound_rule]]`, `[[office_hours]]` and `[dialplan]`, validated.
+    pub dialplan: routing::Dialplan,
+    /// `[[trunk]]`: how to reach and authenticate to each provider, in file
+    /// order.
+    pub trunks: Vec<TrunkConfig>,
     /// The folder the config was read from.
     pub dir: PathBuf,
 }

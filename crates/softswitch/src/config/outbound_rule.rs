@@ -87,12 +87,9 @@ pub(crate) fn build(
         };
         let prefix = digits("prefix", &raw.prefix, diag);
         let prepend = digits("prepend", &raw.prepend, diag);
-        let strip = raw
-            .strip
-            .as_ref()
-            .map_or(Some(0), |s| {
-                int_in(s, 0..=MAX_LENGTH, &format!("{label}: `strip`"), file, diag)
-            });
+        let strip = raw.strip.as_ref().map_or(Some(0), |s| {
+            int_in(s, 0..=MAX_LENGTH, &format!("{label}: `strip`"), file, diag)
+        });
         let length = |v: &Option<Spanned<i64>>, key: &str, diag: &mut Diag| {
             v.as_ref().map(|v| {
                 int_in(v, 1..=MAX_LENGTH, &format!("{label}: `{key}`"), file, diag)
@@ -126,7 +123,10 @@ pub(crate) fn build(
                     format!("{label}: trunk `{trunk}` is not a [[trunk]] name"),
                 );
             } else if !listed.insert(trunk) {
-                diag.at(&at(file, t), format!("{label}: trunk `{trunk}` is listed twice"));
+                diag.at(
+                    &at(file, t),
+                    format!("{label}: trunk `{trunk}` is listed twice"),
+                );
             } else {
                 trunks.push(trunk.to_owned());
             }

@@ -76,7 +76,9 @@ pub(crate) fn build(
                 if !is_name(s) {
                     diag.at(
                         &at(file, n),
-                        format!("{item_name}: `name` must be 1 to 64 printable characters on one line"),
+                        format!(
+                            "{item_name}: `name` must be 1 to 64 printable characters on one line"
+                        ),
                     );
                 }
                 s.to_owned()
@@ -125,7 +127,13 @@ pub(crate) fn build(
 
         let ring_seconds = match &raw.ring_seconds {
             None => Some(DEFAULT_RING_SECONDS),
-            Some(s) => int_in(s, 1..=3600, &format!("{item_name}: `ring_seconds`"), file, diag),
+            Some(s) => int_in(
+                s,
+                1..=3600,
+                &format!("{item_name}: `ring_seconds`"),
+                file,
+                diag,
+            ),
         };
         let no_answer = match &raw.no_answer {
             None => Some(Destination::Hangup),

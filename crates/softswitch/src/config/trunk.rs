@@ -99,7 +99,11 @@ pub(crate) struct Built {
     pub config: TrunkConfig,
 }
 
-pub(crate) fn build(items: Vec<Item<RawTrunk>>, anchors: &mut Anchors, diag: &mut Diag) -> Vec<Built> {
+pub(crate) fn build(
+    items: Vec<Item<RawTrunk>>,
+    anchors: &mut Anchors,
+    diag: &mut Diag,
+) -> Vec<Built> {
     let mut unique = Unique::new("trunk");
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -191,11 +195,23 @@ fn one(
     }
     let expires = match &raw.expires {
         None => Some(DEFAULT_EXPIRES),
-        Some(e) => int_in(e, 60..=86400, &format!("trunk `{name}`: `expires`"), file, diag),
+        Some(e) => int_in(
+            e,
+            60..=86400,
+            &format!("trunk `{name}`: `expires`"),
+            file,
+            diag,
+        ),
     };
     let max_calls = match &raw.max_calls {
         None => Some(0),
-        Some(m) => int_in(m, 0..=100_000, &format!("trunk `{name}`: `max_calls`"), file, diag),
+        Some(m) => int_in(
+            m,
+            0..=100_000,
+            &format!("trunk `{name}`: `max_calls`"),
+            file,
+            diag,
+        ),
     };
 
     let mut dids = Vec::new();
@@ -241,7 +257,10 @@ fn one(
             if p.is_some_and(|p| p != Presentation::Extension) && main_number.is_empty() {
                 diag.at(
                     &at(file, c),
-                    format!("trunk `{name}`: `caller_id` `{}` needs `main_number` (or a DID in `dids`)", c.get_ref().trim()),
+                    format!(
+                        "trunk `{name}`: `caller_id` `{}` needs `main_number` (or a DID in `dids`)",
+                        c.get_ref().trim()
+                    ),
                 );
             }
             p
@@ -335,8 +354,10 @@ fn parse_host(s: &str) -> Option<(String, u16)> {
     };
     let port = match port {
         None => DEFAULT_SIP_PORT,
+        // `u16::from_str` takes a leading `+`; a port is digits only.
+        Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => return None,
         Some(p) => match p.parse::<u16>() {
-            Ok(p) if p > 0 && p.bytes().all(|b| b.is_ascii_digit()) => p,
+            Ok(p) if p > 0 => p,
             _ => return None,
         },
     };
@@ -354,7 +375,9 @@ fn is_hostname(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -365,8 +388,14 @@ mod tests {
     #[test]
     fn host_with_and_without_port() {
         let ok = |s: &str| parse_host(s).unwrap();
-        assert_eq!(ok("sip.provider.example"), ("sip.provider.example".into(), 5060));
-        assert_eq!(ok("SIP.Provider.example:5080"), ("sip.provider.example".into(), 5080));
+        assert_eq!(
+            ok("sip.provider.example"),
+            ("sip.provider.example".into(), 5060)
+        );
+        assert_eq!(
+            ok("SIP.Provider.example:5080"),
+            ("sip.provider.example".into(), 5080)
+        );
         assert_eq!(ok("203.0.113.5:5061"), ("203.0.113.5".into(), 5061));
         assert_eq!(ok("[2001:db8::1]:5070"), ("2001:db8::1".into(), 5070));
         assert_eq!(ok("[2001:db8::1]"), ("2001:db8::1".into(), 5060));
@@ -388,5 +417,35 @@ mod tests {
         ] {
             assert!(parse_host(bad).is_none(), "{bad:?} accepted");
         }
+    }
+
+    fn trunks(text: &str) -> Vec<TrunkConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let sip = "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\ndomain = \"pbx.test\"\n\
+                   [[outbound_rule]]\ntrunks = [\"a\"]\n";
+        std::fs::write(dir.path().join("a.toml"), format!("{sip}{text}")).unwrap();
+        crate::config::load(dir.path()).unwrap().trunks
+    }
+
+    #[test]
+    fn domain_defaults_to_the_host_and_its_port() {
+        let t = trunks(
+            "[[trunk]]\nname = \"a\"\nhost = \"sip.example:5080\"\ntransport = \"TCP\"\n\
+             [[trunk]]\nname = \"b\"\nhost = \"[2001:db8::1]:5090\"\n\
+             [[trunk]]\nname = \"c\"\nhost = \"sip.example\"\ndomain = \"voip.example\"\n\
+             auth_username = \"auth-1\"\nusername = \"u\"\nexpires = 600\n",
+        );
+        assert_eq!(
+            (t[0].port, t[0].domain.as_str()),
+            (5080, "sip.example:5080")
+        );
+        assert_eq!(t[0].transport, TransportKind::Tcp);
+        assert_eq!(
+            (t[1].host.as_str(), t[1].domain.as_str()),
+            ("2001:db8::1", "[2001:db8::1]:5090")
+        );
+        assert_eq!(t[2].domain, "voip.example");
+        assert_eq!(t[2].auth_username.as_deref(), Some("auth-1"));
+        assert_eq!((t[2].expires, t[2].register), (600, false));
     }
 }
