@@ -33,6 +33,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "config")]
         config: PathBuf,
     },
+    /// Print the bandwidth each codec needs and what a call reserves, as
+    /// admission computes it with this config's [admission] settings
+    /// (a Markdown table).
+    Codecs {
+        /// The config folder.
+        #[arg(long, value_name = "DIR", default_value = "config")]
+        config: PathBuf,
+    },
     /// Show the running daemon's state: registrations, calls, and each
     /// site's link (capacity, reserved kbps each way, calls, refusals).
     Status {

@@ -19,6 +19,16 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Codecs { config } => match config::load(&config) {
+            Ok(c) => {
+                print!("{}", c.admission.estimator().codec_table_markdown());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                report(&errors);
+                ExitCode::FAILURE
+            }
+        },
         Command::Status {
             config,
             admin,
