@@ -6,9 +6,9 @@ pub mod header;
 pub mod message;
 pub mod parse;
 pub mod peer;
-pub mod transport;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
 pub mod uri;
 pub mod validate;
 
