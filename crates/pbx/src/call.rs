@@ -237,11 +237,24 @@ impl Core {
         trying.push(HeaderName::Server, self.settings.user_agent.clone());
         self.tx.send_response(now, &key, trying);
 
-        let dialled = msg
+        let mut dialled = msg
             .request_uri()
             .and_then(|u| u.user_str())
             .map(|u| u.split(';').next().unwrap_or(u).to_string())
             .unwrap_or_default();
+        // Providers that deliver to our registered Contact put the DID in To.
+        if let Caller::Trunk { name, .. } = &caller {
+            let contact_user = self.settings.trunks.get(name).map(|t| t.username.as_str());
+            if dialled.is_empty() || Some(dialled.as_str()) == contact_user {
+                if let Some(to_user) = msg
+                    .to_hdr()
+                    .ok()
+                    .and_then(|t| t.uri.user_str().map(str::to_string))
+                {
+                    dialled = to_user;
+                }
+            }
+        }
         let reject = |core: &mut Core, code: u16, why: &str| {
             info!(caller = caller.number(), %dialled, code, why, "call refused");
             core.stats.calls_failed += 1;
