@@ -219,6 +219,9 @@ pub struct Extension {
     pub password: String,
     /// `site = NAME`: the `[[site]]` this extension's calls count against.
     pub site: Option<String>,
+    /// More `key = value` lines of its `[[extension]]` table (forwarding,
+    /// permissions), the value already in TOML syntax.
+    pub options: Vec<(String, String)>,
 }
 
 impl Extension {
@@ -228,7 +231,14 @@ impl Extension {
             name: name.into(),
             password: password.into(),
             site: None,
+            options: Vec::new(),
         }
+    }
+
+    /// Add `key = value` to its table; `value` is TOML (`"\"1003\""`, `3`, `true`).
+    pub fn with(mut self, key: &str, value: impl ToString) -> Extension {
+        self.options.push((key.into(), value.to_string()));
+        self
     }
 
     /// Pin the extension to a site (`site = NAME`).
@@ -306,6 +316,9 @@ impl DaemonConfig {
             );
             if let Some(site) = &e.site {
                 let _ = writeln!(s, "site = \"{site}\"");
+            }
+            for (k, v) in &e.options {
+                let _ = writeln!(s, "{k} = {v}");
             }
         }
         s.push_str(&self.extra);
@@ -580,6 +593,7 @@ pub struct Sipp {
     dir: PathBuf,
     args: Vec<OsString>,
     limit: Duration,
+    ip: Ipv4Addr,
 }
 
 impl Sipp {
@@ -634,7 +648,20 @@ impl Sipp {
             dir: dir.to_path_buf(),
             args,
             limit: Duration::from_secs(45),
+            ip: LOOPBACK,
         }
+    }
+
+    /// `-i/-mi`: bind SIP and media to another loopback address (a provider
+    /// is told apart from the phones on 127.0.0.1 by its source address).
+    pub fn local_ip(mut self, ip: Ipv4Addr) -> Sipp {
+        for flag in ["-i", "-mi"] {
+            if let Some(i) = self.args.iter().position(|a| a == flag) {
+                self.args[i + 1] = ip.to_string().into();
+            }
+        }
+        self.ip = ip;
+        self
     }
 
     /// `-s`: the user part of the Request-URI (the number dialled).
@@ -701,6 +728,7 @@ impl Sipp {
             .unwrap_or_else(|e| panic!("spawn sipp (is sip-tester installed?): {e}"));
         SippProcess {
             child: ChildGuard::new(&self.name, child, self.limit),
+            ip: self.ip,
             command: format!("sipp {}", join_args(&self.args)),
             log: self.dir.join(format!("{}.log", self.name)),
             errors: self.dir.join(format!("{}.errors.log", self.name)),
@@ -728,6 +756,7 @@ pub struct SippProcess {
     name: String,
     command: String,
     child: ChildGuard,
+    ip: Ipv4Addr,
     log: PathBuf,
     errors: PathBuf,
     messages: PathBuf,
@@ -758,7 +787,10 @@ impl SippProcess {
     /// Block until the port is bound by this sipp (so a UAS is ready).
     pub fn wait_bound(&mut self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while free_udp(port) && Instant::now() < deadline && self.child.try_wait().is_none() {
+        while UdpSocket::bind((self.ip, port)).is_ok()
+            && Instant::now() < deadline
+            && self.child.try_wait().is_none()
+        {
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -774,6 +806,16 @@ impl SippProcess {
             messages: read_lossy(&self.messages),
             log: read_lossy(&self.log),
         }
+    }
+
+    /// Wait up to `wait` for it to finish, then stop it (a peer that failed
+    /// may leave it waiting for a message that never comes).
+    pub fn wait_or_stop(mut self, wait: Duration) -> SippOutcome {
+        let deadline = Instant::now() + wait;
+        while self.child.try_wait().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.stop()
     }
 
     /// Stop it now (used for UAS processes that are not expected to finish).

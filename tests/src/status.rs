@@ -245,6 +245,16 @@ pub struct SiteStatus {
     pub refusals: u64,
 }
 
+/// One SIP trunk: its registration at the provider and its calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkStatus {
+    pub name: String,
+    /// `registered (N s left)`, `registering`, `failed ...`, or `not
+    /// registering (IP authentication)`.
+    pub registration: String,
+    pub calls: u64,
+}
+
 /// What `GET /status` answered.
 #[derive(Clone, Debug)]
 pub struct Status {
@@ -253,6 +263,8 @@ pub struct Status {
     pub media_sessions: u64,
     pub media_ports_in_use: u64,
     pub sites: Vec<SiteStatus>,
+    /// Empty when the document has no `trunks` (a daemon without any).
+    pub trunks: Vec<TrunkStatus>,
     /// The document as received, for assertion messages.
     pub raw: String,
 }
@@ -300,6 +312,27 @@ impl Status {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let trunks = match doc.get("trunks") {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()
+                .ok_or_else(|| format!("status: `trunks` is not a list in {raw}"))?
+                .iter()
+                .map(|t| {
+                    let text = |k: &str| {
+                        t.get(k)
+                            .and_then(Json::as_str)
+                            .map(str::to_string)
+                            .ok_or_else(|| format!("status: a trunk without `{k}` in {raw}"))
+                    };
+                    Ok(TrunkStatus {
+                        name: text("name")?,
+                        registration: text("registration")?,
+                        calls: field(t, "calls")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+        };
         Ok(Status {
             stats: Stats {
                 calls_started: field(stats, "calls_started")?,
@@ -312,12 +345,17 @@ impl Status {
             media_sessions: field(&doc, "media_sessions")?,
             media_ports_in_use: field(&doc, "media_ports_in_use")?,
             sites,
+            trunks,
             raw: raw.to_string(),
         })
     }
 
     pub fn site(&self, name: &str) -> Option<&SiteStatus> {
         self.sites.iter().find(|s| s.name == name)
+    }
+
+    pub fn trunk(&self, name: &str) -> Option<&TrunkStatus> {
+        self.trunks.iter().find(|t| t.name == name)
     }
 
     /// Sum of the reservations of every site, both directions, and calls.
@@ -385,6 +423,22 @@ mod tests {
         assert_eq!(other.max_calls, Some(5));
         assert_eq!(other.refusals, 1);
         assert_eq!(s.total_reserved(), (200, 200, 2));
+        assert!(s.trunks.is_empty());
+    }
+
+    #[test]
+    fn parses_trunks() {
+        let raw = r#"{"stats":{"calls_started":0,"calls_answered":0,"calls_failed":0,
+            "active_calls":0,"admission_refusals":0},"registrations":0,
+            "media_sessions":0,"media_ports_in_use":0,"sites":[],
+            "trunks":[{"name":"provider","registration":"registered (54 s left)","calls":1}]}"#;
+        let s = Status::parse(raw).unwrap();
+        let t = s.trunk("provider").unwrap();
+        assert_eq!(t.registration, "registered (54 s left)");
+        assert_eq!(t.calls, 1);
+        assert!(s.trunk("backup").is_none());
+        let bad = raw.replace(r#""calls":1"#, r#""calls":"x""#);
+        assert!(Status::parse(&bad).is_err());
     }
 
     #[test]

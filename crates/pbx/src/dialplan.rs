@@ -314,7 +314,10 @@ impl Core {
             self.settings.domain
         ));
         let local = self.settings.local_addr(peer.transport);
-        let number = caller_id.unwrap_or_else(|| c.caller.number().to_string());
+        // An empty caller ID (a trunk without a main number) means "none".
+        let number = caller_id
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| c.caller.number().to_string());
         let host = match &target {
             BranchTarget::Trunk(t) => self
                 .settings

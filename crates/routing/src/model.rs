@@ -401,7 +401,9 @@ impl Default for Dialplan {
             office_hours: Vec::new(),
             emergency_numbers: ["112", "117", "118", "144"].map(String::from).to_vec(),
             international_prefixes: ["00", "+"].map(String::from).to_vec(),
-            national_prefixes: Vec::new(),
+            // Switzerland, like the default emergency numbers: +41 is a
+            // national call, not a toll-fraud risk.
+            national_prefixes: ["+41", "0041"].map(String::from).to_vec(),
         }
     }
 }
