@@ -16,27 +16,9 @@ use crate::sdp_glue;
 
 pub type CallId = u64;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Side {
-    A,
-    B,
-}
-
-impl Side {
-    pub fn other(self) -> Side {
-        match self {
-            Side::A => Side::B,
-            Side::B => Side::A,
-        }
-    }
-
-    fn media(self) -> media::Side {
-        match self {
-            Side::A => media::Side::A,
-            Side::B => media::Side::B,
-        }
-    }
-}
+/// A call's two sides: `A` faces the caller, `B` the callee (the relay's
+/// own naming, so one word serves signalling and media).
+pub use media::Side;
 
 /// One dialog as a UA sees it.
 #[derive(Clone, Debug)]
@@ -330,7 +312,7 @@ impl Core {
         };
         let b_offer = offer
             .as_ref()
-            .map(|o| sdp_glue::relay_sdp(&mut session, media::Side::A, o));
+            .map(|o| sdp_glue::relay_sdp(&mut session, Side::A, o));
         // Silence while ringing is normal; the dead-media watch starts at answer.
         session.set_dead_media_check(false);
         session.set_reservation(kbps, kbps);
@@ -562,7 +544,7 @@ impl Core {
             // Late offer: the ACK carries the answer.
             sdp_glue::parse(&msg.body).ok().map(|sdp| {
                 if let Some(m) = c.media.as_mut() {
-                    sdp_glue::relay_sdp(m, side.media(), &sdp)
+                    sdp_glue::relay_sdp(m, side, &sdp)
                 } else {
                     msg.body.clone()
                 }
@@ -664,10 +646,7 @@ impl Core {
             resp.push(HeaderName::Contact, contact.clone());
             if !msg.body.is_empty() && is_sdp(&msg) {
                 if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
-                    resp.set_body(
-                        "application/sdp",
-                        sdp_glue::relay_sdp(m, media::Side::B, &sdp),
-                    );
+                    resp.set_body("application/sdp", sdp_glue::relay_sdp(m, Side::B, &sdp));
                 }
             }
             let key = c.a_invite_key.clone();
@@ -740,10 +719,7 @@ impl Core {
             let mut answer_kbps = None;
             if !msg.body.is_empty() {
                 if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
-                    resp.set_body(
-                        "application/sdp",
-                        sdp_glue::relay_sdp(m, media::Side::B, &sdp),
-                    );
+                    resp.set_body("application/sdp", sdp_glue::relay_sdp(m, Side::B, &sdp));
                     answer_kbps = Some(
                         self.settings
                             .admission
@@ -1201,7 +1177,7 @@ impl Core {
                         // A new offer re-arms latching: the phone may have moved.
                         body = Some((
                             Bytes::from_static(b"application/sdp"),
-                            sdp_glue::relay_sdp(m, side.media(), &sdp),
+                            sdp_glue::relay_sdp(m, side, &sdp),
                         ));
                     }
                     (Err(e), _) => {
@@ -1310,10 +1286,7 @@ impl Core {
         }
         if !msg.body.is_empty() && is_sdp(&msg) {
             if let (Ok(sdp), Some(m)) = (sdp_glue::parse(&msg.body), c.media.as_mut()) {
-                resp.set_body(
-                    "application/sdp",
-                    sdp_glue::relay_sdp(m, to_side.media(), &sdp),
-                );
+                resp.set_body("application/sdp", sdp_glue::relay_sdp(m, to_side, &sdp));
             }
         } else if !msg.body.is_empty() {
             let ct = msg
