@@ -14,6 +14,7 @@ use crate::call::{
     ClientTx, Side,
 };
 use crate::core::{Core, CoreTimer, ALLOW};
+use crate::sdp_glue;
 
 /// Who placed a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +43,20 @@ impl Caller {
             Caller::Trunk { number, .. } => number,
         }
     }
+}
+
+/// One B-leg to start.
+pub(crate) struct BranchSpec {
+    pub ruri: Uri,
+    pub to_hdr: String,
+    pub peer: Peer,
+    pub target: BranchTarget,
+    /// The calling number to present instead of the caller's.
+    pub caller_id: Option<String>,
+    /// Withhold the caller's identity (RFC 3323).
+    pub privacy: bool,
+    /// The offer for this leg when it differs from the call's (a trunk's codecs).
+    pub offer: Option<Bytes>,
 }
 
 /// What routing may know of the engine's state, borrowed for one decision.
@@ -236,20 +251,16 @@ impl Core {
         for binding in contacts {
             let peer = contact_target(&binding.contact, binding.source);
             let to = format!("<sip:{}@{}>", ext, self.settings.domain);
-            if self
-                .start_branch(
-                    now,
-                    call,
-                    step,
-                    binding.contact.clone(),
-                    to,
-                    peer,
-                    BranchTarget::Extension(ext.to_string()),
-                    None,
-                    false,
-                )
-                .is_some()
-            {
+            let spec = BranchSpec {
+                ruri: binding.contact.clone(),
+                to_hdr: to,
+                peer,
+                target: BranchTarget::Extension(ext.to_string()),
+                caller_id: None,
+                privacy: false,
+                offer: None,
+            };
+            if self.start_branch(now, call, step, spec).is_some() {
                 n += 1;
             }
         }
@@ -272,39 +283,57 @@ impl Core {
             warn!(call, trunk, "plan names a trunk that is not configured");
             return 0;
         };
+        // The provider takes only the codecs the trunk allows.
+        let codecs = self
+            .settings
+            .router
+            .trunk(trunk)
+            .map(|r| r.codecs.clone())
+            .unwrap_or_default();
+        let offer = match self.calls.get(&call).and_then(|c| c.b_offer.clone()) {
+            Some(body) => match sdp_glue::restrict_codecs(&body, &codecs) {
+                Some(b) => Some(b),
+                None => {
+                    info!(
+                        call,
+                        trunk, "none of the offered codecs is allowed on this trunk"
+                    );
+                    return 0;
+                }
+            },
+            None => None,
+        };
         let uri = Uri::sip(Some(number), &t.domain, None);
         let to = format!("<sip:{}@{}>", number, t.domain);
-        let from_user = caller_id.map(str::to_string);
-        usize::from(
-            self.start_branch(
-                now,
-                call,
-                step,
-                uri,
-                to,
-                t.peer,
-                BranchTarget::Trunk(t.name.clone()),
-                from_user,
-                privacy,
-            )
-            .is_some(),
-        )
+        let spec = BranchSpec {
+            ruri: uri,
+            to_hdr: to,
+            peer: t.peer,
+            target: BranchTarget::Trunk(t.name.clone()),
+            caller_id: caller_id.map(str::to_string),
+            privacy,
+            offer,
+        };
+        usize::from(self.start_branch(now, call, step, spec).is_some())
     }
 
     /// Sends one B-leg INVITE and records it as a branch of the call.
-    #[allow(clippy::too_many_arguments)]
     fn start_branch(
         &mut self,
         now: Instant,
         call: CallId,
         step: usize,
-        ruri: Uri,
-        to_hdr: String,
-        peer: Peer,
-        target: BranchTarget,
-        caller_id: Option<String>,
-        privacy: bool,
+        spec: BranchSpec,
     ) -> Option<usize> {
+        let BranchSpec {
+            ruri,
+            to_hdr,
+            peer,
+            target,
+            caller_id,
+            privacy,
+            offer,
+        } = spec;
         let c = self.calls.get(&call)?;
         let idx = c.branches.len();
         let call_id = Bytes::from(format!(
@@ -376,7 +405,8 @@ impl Core {
         }
         inv.push(HeaderName::Allow, ALLOW);
         inv.push(HeaderName::UserAgent, self.settings.user_agent.clone());
-        if let Some(body) = &c.b_offer {
+        let offer = offer.or_else(|| c.b_offer.clone());
+        if let Some(body) = &offer {
             inv.set_body("application/sdp", body.clone());
         }
         let peer = fit_transport(&mut inv, peer);

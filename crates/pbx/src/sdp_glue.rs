@@ -102,3 +102,76 @@ pub(crate) fn media_lines(sdp: &Sdp) -> Vec<admission::MediaLine> {
         })
         .collect()
 }
+
+/// The offer limited to the codecs a trunk allows (by encoding name,
+/// case-insensitive; telephone-event and comfort noise always stay). `None`
+/// when no audio codec is left, so the trunk cannot take the call.
+pub(crate) fn restrict_codecs(body: &Bytes, allowed: &[String]) -> Option<Bytes> {
+    if allowed.is_empty() {
+        return Some(body.clone());
+    }
+    let mut sdp = Sdp::parse(body).ok()?;
+    let mut usable = false;
+    for m in sdp.media.iter_mut().filter(|m| m.port != 0 && m.is_rtp()) {
+        let keep: Vec<u8> = m
+            .payload_types()
+            .filter(|&pt| {
+                m.rtpmap(pt).is_some_and(|r| {
+                    let name = String::from_utf8_lossy(&r.encoding);
+                    allowed.iter().any(|a| a.eq_ignore_ascii_case(&name))
+                        || name.eq_ignore_ascii_case("telephone-event")
+                        || name.eq_ignore_ascii_case("CN")
+                })
+            })
+            .collect();
+        let audio_left = keep.iter().any(|&pt| {
+            m.rtpmap(pt).is_some_and(|r| {
+                let name = String::from_utf8_lossy(&r.encoding);
+                !name.eq_ignore_ascii_case("telephone-event") && !name.eq_ignore_ascii_case("CN")
+            })
+        });
+        usable |= audio_left;
+        m.formats = keep.iter().map(|pt| Bytes::from(pt.to_string())).collect();
+        // rtpmap/fmtp lines of dropped payload types go with them.
+        m.attributes.retain(|a| {
+            let n = a.name.as_ref();
+            if !(n.eq_ignore_ascii_case(b"rtpmap") || n.eq_ignore_ascii_case(b"fmtp")) {
+                return true;
+            }
+            let pt = a
+                .value
+                .as_ref()
+                .and_then(|v| v.split(|&c| c == b' ').next())
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .and_then(|p| p.parse::<u8>().ok());
+            pt.is_some_and(|pt| keep.contains(&pt))
+        });
+        if !audio_left {
+            m.port = 0;
+        }
+    }
+    usable.then(|| sdp.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 9 8 0 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+        a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+
+    #[test]
+    fn trunk_codecs_restrict_the_offer_and_keep_dtmf() {
+        let body = Bytes::from_static(OFFER.as_bytes());
+        let out = restrict_codecs(&body, &["PCMA".to_string()]).expect("PCMA is offered");
+        let sdp = Sdp::parse(&out).expect("valid SDP");
+        let pts: Vec<u8> = sdp.media[0].payload_types().collect();
+        assert_eq!(pts, vec![8, 101]);
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("G722") && !text.contains("PCMU"), "{text}");
+        assert!(text.contains("a=fmtp:101 0-16"), "{text}");
+        assert_eq!(restrict_codecs(&body, &["G729".to_string()]), None);
+        assert_eq!(restrict_codecs(&body, &[]), Some(body.clone()));
+    }
+}
