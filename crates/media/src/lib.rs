@@ -6,6 +6,8 @@
 //! bandwidth admission reserved for it ([`PoliceConfig`]).
 //! [`rewrite_sdp`] points an SDP at the relay.
 
+mod batch;
+mod engine;
 mod police;
 mod relay;
 mod rewrite;

@@ -1,11 +1,12 @@
-//! The relay: port pool, sessions, the per-socket forwarding tasks and the
-//! dead-media sweep.
+//! The relay: port pool, sessions, their hand-over to the forwarding
+//! workers ([`crate::engine`]) and the dead-media and police sweeps.
 //!
-//! Hot path: one task per socket, woken only by a datagram. It shares state
-//! with the peer socket's task through atomics only; the peer address sits
-//! behind a generation counter, so the mutex next to it is taken when the
-//! address changes (latching, `set_remote`), never per packet. The receive
-//! buffer lives in the task; nothing is allocated per packet.
+//! The SIP side and the workers share per-stream state through atomics
+//! only; a peer address sits behind a generation counter, so the mutex next
+//! to it is taken when the address changes (latching, `set_remote`), never
+//! per packet. Sockets are bound here (errors reach the caller at once) and
+//! handed to the session's worker; closing them goes through the same
+//! worker, so a session's commands apply in order.
 //!
 //! Bandwidth policing (see [`crate::police`]) adds one relaxed atomic load
 //! per forwarded packet when a direction is not dropping excess, and a
@@ -22,24 +23,21 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
-use tokio::net::UdpSocket;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, trace, warn};
+
+use crate::engine::{Command, NewStream, Shared, WorkerHandle};
 
 use crate::police::{
     allowed_kbps, Bucket, Episode, Meter, PoliceConfig, PoliceStats, IPV4_UDP_OCTETS,
     IPV6_UDP_OCTETS,
 };
-use crate::track::{classify_rtcp_port, classify_rtp_port, Kind, Tracker};
 
-/// Largest datagram relayed whole; RTP over Ethernet stays well under it.
-const RECV_BUF: usize = 2048;
 /// Socket buffers sized for bursts (the kernel may cap them).
 const SOCKET_BUF: usize = 512 * 1024;
-const RTP: usize = 0;
-const RTCP: usize = 1;
+pub(crate) const RTP: usize = 0;
+pub(crate) const RTCP: usize = 1;
 const NO_EVENT_PT: u16 = u16::MAX;
 
 #[derive(Debug, Error)]
@@ -52,6 +50,8 @@ pub enum MediaError {
     Exhausted { min: u16, max: u16 },
     #[error("cannot bind UDP {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot start a relay worker thread: {0}")]
+    Worker(io::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +67,9 @@ pub struct RelayConfig {
     pub dead_media: Duration,
     /// Bandwidth policing of sessions given a reservation.
     pub police: PoliceConfig,
+    /// Forwarding threads; 0 (the default) means one per CPU core, at most
+    /// [`RelayConfig::MAX_AUTO_WORKERS`]. A call's sockets all belong to one.
+    pub workers: usize,
 }
 
 impl RelayConfig {
@@ -78,6 +81,19 @@ impl RelayConfig {
             port_max,
             dead_media: Duration::from_secs(60),
             police: PoliceConfig::default(),
+            workers: 0,
+        }
+    }
+
+    /// Most worker threads chosen when `workers` is 0.
+    pub const MAX_AUTO_WORKERS: usize = 8;
+
+    fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(Self::MAX_AUTO_WORKERS),
+            n => n,
         }
     }
 }
@@ -97,7 +113,7 @@ impl Side {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Side::A => 0,
             Side::B => 1,
@@ -169,9 +185,9 @@ pub struct Relay {
 
 struct Inner {
     cfg: RelayConfig,
-    handle: Handle,
     epoch: Instant,
     pool: Arc<Pool>,
+    workers: Vec<WorkerHandle>,
     sessions: Mutex<HashMap<SessionId, Arc<SessionState>>>,
     subscribers: Mutex<Vec<mpsc::UnboundedSender<SessionId>>>,
     next_id: AtomicU64,
@@ -181,10 +197,10 @@ struct Inner {
 }
 
 #[derive(Default)]
-struct PoliceTotals {
-    episodes: AtomicU64,
-    dropped: AtomicU64,
-    exceeding: AtomicU64,
+pub(crate) struct PoliceTotals {
+    pub episodes: AtomicU64,
+    pub dropped: AtomicU64,
+    pub exceeding: AtomicU64,
 }
 
 struct Pool {
@@ -230,15 +246,27 @@ impl Relay {
             IpAddr::V6(v6) if !v6.is_unspecified() => IPV6_UDP_OCTETS,
             _ => IPV4_UDP_OCTETS,
         };
+        let epoch = Instant::now();
+        let police = Arc::<PoliceTotals>::default();
+        let shared = Shared {
+            epoch,
+            totals: police.clone(),
+            ip_overhead,
+            burst_ns: u64::try_from(cfg.police.burst.as_nanos()).unwrap_or(u64::MAX),
+        };
+        let workers = (0..cfg.worker_count())
+            .map(|i| WorkerHandle::start(i, shared.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(MediaError::Worker)?;
         let inner = Arc::new(Inner {
             cfg,
-            handle: handle.clone(),
-            epoch: Instant::now(),
+            epoch,
             pool,
+            workers,
             sessions: Mutex::new(HashMap::new()),
             subscribers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
-            police: Arc::default(),
+            police,
             ip_overhead,
         });
         let period =
@@ -294,7 +322,7 @@ impl Relay {
     }
 
     /// Ports bound or not yet returned. A released session's ports come back
-    /// once its tasks have stopped (at the runtime's next turn; awaiting
+    /// once its worker has closed the sockets (at once, normally; awaiting
     /// [`Session::close`] guarantees it).
     pub fn ports_in_use(&self) -> usize {
         2 * (self.inner.pool.pairs - lock(&self.inner.pool.free).len())
@@ -322,6 +350,12 @@ impl Relay {
 }
 
 impl Inner {
+    /// The worker that owns all of a session's sockets.
+    fn worker(&self, id: SessionId) -> &WorkerHandle {
+        // Ids count up from 1: sessions spread evenly over the workers.
+        &self.workers[(id.0 % self.workers.len() as u64) as usize]
+    }
+
     fn now_us(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
@@ -341,23 +375,13 @@ impl Inner {
             let Some(port) = free.pop_front() else { break };
             match bind_pair(self.cfg.bind_ip, port) {
                 Ok(sockets) => {
-                    drop(free);
-                    let _rt = self.handle.enter();
-                    let [rtp, rtcp] = sockets;
-                    let lease = Lease {
-                        pool: self.pool.clone(),
-                        port,
-                    };
-                    let wrap = |s: std::net::UdpSocket, p: u16| {
-                        UdpSocket::from_std(s).map_err(|source| MediaError::Bind {
-                            addr: SocketAddr::new(self.cfg.bind_ip, p),
-                            source,
-                        })
-                    };
                     return Ok(Endpoint {
-                        sockets: [wrap(rtp, port)?, wrap(rtcp, port + 1)?],
+                        sockets,
                         port,
-                        _lease: lease,
+                        lease: Lease {
+                            pool: self.pool.clone(),
+                            port,
+                        },
                     });
                 }
                 Err((addr, e)) if e.kind() == io::ErrorKind::AddrInUse => {
@@ -496,8 +520,8 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-/// Returns its port pair to the pool when the last socket user is gone.
-struct Lease {
+/// Returns its port pair to the pool when dropped (after the sockets).
+pub(crate) struct Lease {
     pool: Arc<Pool>,
     port: u16,
 }
@@ -508,86 +532,70 @@ impl Drop for Lease {
     }
 }
 
-/// One side's sockets of one stream. Field order matters: the sockets close
-/// before the lease gives the ports back.
-struct Endpoint {
-    sockets: [UdpSocket; 2],
-    port: u16,
-    _lease: Lease,
+/// One side's sockets of one stream, bound and not yet handed to a worker.
+/// Field order matters: the sockets close before the lease gives the ports
+/// back.
+pub(crate) struct Endpoint {
+    pub sockets: [std::net::UdpSocket; 2],
+    pub port: u16,
+    pub lease: Lease,
 }
 
-/// A peer address shared between tasks without a lock per packet: readers
-/// compare the generation and take the mutex only when it moved.
+/// A peer address shared without a lock per packet: readers compare the
+/// generation and take the mutex only when it moved.
 #[derive(Default)]
-struct SharedAddr {
-    generation: AtomicU64,
+pub(crate) struct SharedAddr {
+    pub generation: AtomicU64,
     addr: Mutex<Option<SocketAddr>>,
 }
 
 impl SharedAddr {
-    fn store(&self, a: Option<SocketAddr>) {
+    pub fn store(&self, a: Option<SocketAddr>) {
         let mut g = lock(&self.addr);
         *g = a;
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    fn load(&self) -> Option<SocketAddr> {
+    pub fn load(&self) -> Option<SocketAddr> {
         *lock(&self.addr)
-    }
-}
-
-#[derive(Default)]
-struct CachedAddr {
-    generation: u64,
-    addr: Option<SocketAddr>,
-}
-
-impl CachedAddr {
-    fn get(&mut self, shared: &SharedAddr) -> Option<SocketAddr> {
-        let g = shared.generation.load(Ordering::Acquire);
-        if g != self.generation {
-            self.generation = g;
-            self.addr = shared.load();
-        }
-        self.addr
     }
 }
 
 /// One channel (RTP or RTCP) of one side.
 #[derive(Default)]
-struct Channel {
+pub(crate) struct Channel {
     /// Where this side's phone gets packets on this channel.
-    remote: SharedAddr,
-    /// Bumped by `set_remote`: the receiving task re-latches on the next packet.
-    arm: AtomicU64,
+    pub remote: SharedAddr,
+    /// Bumped by `set_remote`: the receiving socket re-latches on the next packet.
+    pub arm: AtomicU64,
 }
 
 #[derive(Default)]
-struct DirCounters {
-    packets: [AtomicU64; 2],
-    bytes: [AtomicU64; 2],
-    last: [AtomicU64; 2],
-    lost: AtomicU64,
-    jitter: AtomicU32,
-    dropped_source: AtomicU64,
-    dropped_invalid: AtomicU64,
-    dropped_no_destination: AtomicU64,
-    send_errors: AtomicU64,
+pub(crate) struct DirCounters {
+    pub packets: [AtomicU64; 2],
+    pub bytes: [AtomicU64; 2],
+    pub last: [AtomicU64; 2],
+    pub lost: AtomicU64,
+    pub jitter: AtomicU32,
+    pub dropped_source: AtomicU64,
+    pub dropped_invalid: AtomicU64,
+    pub dropped_no_destination: AtomicU64,
+    pub send_errors: AtomicU64,
 }
 
-/// State of one stream shared by its four tasks and the session handle.
+/// State of one stream shared by its worker and the session handle.
 #[derive(Default)]
-struct StreamState {
+pub(crate) struct StreamState {
     /// `[side][channel]`
-    channels: [[Channel; 2]; 2],
+    pub channels: [[Channel; 2]; 2],
     /// Indexed by the side packets come from.
-    dirs: [DirCounters; 2],
+    pub dirs: [DirCounters; 2],
 }
 
-struct SessionState {
-    id: SessionId,
-    clock_rate: AtomicU32,
-    event_pt: AtomicU16,
+pub(crate) struct SessionState {
+    pub id: SessionId,
+    pub clock_rate: AtomicU32,
+    pub event_pt: AtomicU16,
     /// Start of the silence clock (creation, or re-enabling the check).
     baseline: AtomicU64,
     dead_check: AtomicBool,
@@ -595,21 +603,21 @@ struct SessionState {
     /// Read by the sweep; changed only when a stream is added.
     streams: Mutex<Vec<Arc<StreamState>>>,
     /// Indexed by the sending side.
-    police: [DirPolice; 2],
+    pub police: [DirPolice; 2],
     /// Touched by the police sweep and nothing on the packet path.
     meters: Mutex<[Meter; 2]>,
 }
 
 /// Policing state of one direction of a session. Aligned so that the two
-/// directions' buckets, written by different tasks, share no cache line.
+/// directions' buckets share no cache line.
 #[derive(Default)]
 #[repr(align(64))]
-struct DirPolice {
+pub(crate) struct DirPolice {
     reserved_kbps: AtomicU32,
     /// The rate the bucket lets through; 0 when not dropping.
-    drop_above_kbps: AtomicU32,
-    bucket: Bucket,
-    dropped: AtomicU64,
+    pub drop_above_kbps: AtomicU32,
+    pub bucket: Bucket,
+    pub dropped: AtomicU64,
     episodes: AtomicU64,
     measured_kbps: AtomicU32,
 }
@@ -648,11 +656,10 @@ impl SessionState {
 struct StreamHandle {
     state: Arc<StreamState>,
     ports: [u16; 2],
-    tasks: Vec<JoinHandle<()>>,
 }
 
-/// The relay for one call. Dropping it (or [`Session::release`]) stops its
-/// tasks and returns its ports to the pool, exactly once.
+/// The relay for one call. Dropping it (or [`Session::release`]) closes its
+/// sockets and returns its ports to the pool, exactly once.
 pub struct Session {
     relay: Arc<Inner>,
     state: Arc<SessionState>,
@@ -686,34 +693,19 @@ impl Session {
     /// Adds a stream (a port pair per side) for an m= line added by a
     /// re-INVITE; returns its index.
     pub fn add_stream(&mut self) -> Result<usize, MediaError> {
-        let a = Arc::new(self.relay.take_endpoint()?);
-        let b = Arc::new(self.relay.take_endpoint()?);
+        let a = self.relay.take_endpoint()?;
+        let b = self.relay.take_endpoint()?;
         let state = Arc::new(StreamState::default());
-        let mut tasks = Vec::with_capacity(4);
-        for (me, peer, side) in [(&a, &b, Side::A), (&b, &a, Side::B)] {
-            for chan in [RTP, RTCP] {
-                let pump = Pump {
-                    me: me.clone(),
-                    peer: peer.clone(),
-                    side,
-                    chan,
-                    stream: state.clone(),
-                    session: self.state.clone(),
-                    relay_epoch: self.relay.epoch,
-                    totals: self.relay.police.clone(),
-                    ip_overhead: self.relay.ip_overhead,
-                    burst_ns: u64::try_from(self.relay.cfg.police.burst.as_nanos())
-                        .unwrap_or(u64::MAX),
-                };
-                tasks.push(self.relay.handle.spawn(pump.run()));
-            }
-        }
+        let ports = [a.port, b.port];
+        self.relay
+            .worker(self.state.id)
+            .send(Command::AddStream(Box::new(NewStream {
+                session: self.state.clone(),
+                stream: state.clone(),
+                ends: [a, b],
+            })));
         lock(&self.state.streams).push(state.clone());
-        self.streams.push(StreamHandle {
-            state,
-            ports: [a.port, b.port],
-            tasks,
-        });
+        self.streams.push(StreamHandle { state, ports });
         Ok(self.streams.len() - 1)
     }
 
@@ -835,41 +827,46 @@ impl Session {
         })
     }
 
-    /// Stops the tasks and releases the ports (they are back in the pool
-    /// once the runtime has dropped the tasks, normally at once).
+    /// Closes the sockets and releases the ports (they are back in the pool
+    /// once the session's worker has closed them, normally at once).
     pub fn release(self) {}
 
     /// Like [`Session::release`], and waits until the ports are back in the pool.
     pub async fn close(mut self) {
-        let tasks: Vec<JoinHandle<()>> = self
-            .streams
-            .iter_mut()
-            .flat_map(|s| s.tasks.drain(..))
-            .collect();
-        self.stop();
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
+        if let Some(done) = self.stop(true) {
+            // An error means the worker is gone, and its sockets with it.
+            let _ = done.await;
         }
     }
 
-    fn stop(&mut self) {
+    /// Hands the session's sockets back to its worker to close, once;
+    /// `wait` asks for a signal when the ports are back in the pool.
+    fn stop(&mut self, wait: bool) -> Option<oneshot::Receiver<()>> {
         if std::mem::replace(&mut self.released, true) {
-            return;
-        }
-        for s in &self.streams {
-            for t in &s.tasks {
-                t.abort();
-            }
+            return None;
         }
         lock(&self.relay.sessions).remove(&self.state.id);
         debug!(session = %self.state.id, "media session released");
+        if self.streams.is_empty() {
+            return None;
+        }
+        let (done, rx) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.relay.worker(self.state.id).send(Command::Remove {
+            session: self.state.id,
+            done,
+        });
+        rx
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(false);
     }
 }
 
@@ -882,121 +879,5 @@ impl fmt::Debug for Session {
                 &self.streams.iter().map(|s| s.ports).collect::<Vec<_>>(),
             )
             .finish()
-    }
-}
-
-/// The forwarding loop of one socket: packets from `side`'s phone on
-/// `chan` go out of the peer endpoint's socket to the other side's phone.
-struct Pump {
-    me: Arc<Endpoint>,
-    peer: Arc<Endpoint>,
-    side: Side,
-    chan: usize,
-    stream: Arc<StreamState>,
-    session: Arc<SessionState>,
-    relay_epoch: Instant,
-    totals: Arc<PoliceTotals>,
-    ip_overhead: u64,
-    burst_ns: u64,
-}
-
-impl Pump {
-    async fn run(self) {
-        let mut buf = [0u8; RECV_BUF];
-        let sock = &self.me.sockets[self.chan];
-        let out = &self.peer.sockets[self.chan];
-        let own = &self.stream.channels[self.side.index()][self.chan];
-        let dest_shared = &self.stream.channels[self.side.other().index()][self.chan].remote;
-        let ctr = &self.stream.dirs[self.side.index()];
-        let police = &self.session.police[self.side.index()];
-        let mut dest = CachedAddr::default();
-        let mut latched: Option<SocketAddr> = None;
-        let mut seen_arm = 0u64;
-        let mut armed = true;
-        let mut last_stranger: Option<SocketAddr> = None;
-        let mut tracker = Tracker::default();
-
-        loop {
-            let (n, src) = match sock.recv_from(&mut buf).await {
-                Ok(r) => r,
-                // Windows reports ICMP port-unreachable of an earlier send here.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
-                Err(e) => {
-                    debug!(port = self.me.port, error = %e, "relay receive failed");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-            };
-            let pkt = &buf[..n];
-            let kind = if self.chan == RTP {
-                classify_rtp_port(pkt)
-            } else {
-                classify_rtcp_port(pkt)
-            };
-            if kind == Kind::Invalid {
-                ctr.dropped_invalid.fetch_add(1, Ordering::Relaxed);
-                trace!(%src, len = n, "not RTP/RTCP, dropped");
-                continue;
-            }
-
-            let arm = own.arm.load(Ordering::Acquire);
-            if arm != seen_arm {
-                seen_arm = arm;
-                armed = true;
-            }
-            if armed {
-                own.remote.store(Some(src));
-                latched = Some(src);
-                armed = false;
-                debug!(session = %self.session.id, side = ?self.side, chan = self.chan, %src, "latched");
-            } else if latched != Some(src) {
-                ctr.dropped_source.fetch_add(1, Ordering::Relaxed);
-                if last_stranger != Some(src) {
-                    last_stranger = Some(src);
-                    debug!(session = %self.session.id, side = ?self.side, %src, "packet from unexpected source dropped");
-                }
-                continue;
-            }
-
-            let now = self.relay_epoch.elapsed();
-            let stamp = u64::try_from(now.as_micros()).unwrap_or(u64::MAX - 1) + 1;
-            let c = match kind {
-                Kind::Rtp(h) => {
-                    let clock = self.session.clock_rate.load(Ordering::Relaxed);
-                    let event =
-                        self.session.event_pt.load(Ordering::Relaxed) == u16::from(h.payload_type);
-                    let arrival = (now.as_micros() * u128::from(clock) / 1_000_000) as u32;
-                    tracker.on_packet(&h, arrival, clock, !event);
-                    ctr.lost.store(tracker.lost(), Ordering::Relaxed);
-                    ctr.jitter.store(tracker.jitter(), Ordering::Relaxed);
-                    RTP
-                }
-                _ => RTCP,
-            };
-            ctr.packets[c].fetch_add(1, Ordering::Relaxed);
-            ctr.bytes[c].fetch_add(n as u64, Ordering::Relaxed);
-            ctr.last[c].store(stamp, Ordering::Relaxed);
-
-            let Some(to) = dest.get(dest_shared) else {
-                ctr.dropped_no_destination.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let limit = police.drop_above_kbps.load(Ordering::Relaxed);
-            if limit != 0 {
-                let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
-                let octets = n as u64 + self.ip_overhead;
-                if c == RTCP {
-                    police.bucket.charge(now_ns, octets, limit);
-                } else if !police.bucket.admit(now_ns, octets, limit, self.burst_ns) {
-                    police.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.totals.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
-            if let Err(e) = out.send_to(pkt, to).await {
-                ctr.send_errors.fetch_add(1, Ordering::Relaxed);
-                trace!(%to, error = %e, "relay send failed");
-            }
-        }
     }
 }

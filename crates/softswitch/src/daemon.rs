@@ -73,6 +73,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
                 drop_excess: config.admission.police_drop,
                 ..media::PoliceConfig::default()
             },
+            workers: 0,
         },
     }
 }

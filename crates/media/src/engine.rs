@@ -1,0 +1,417 @@
+//! The relay's forwarding engine: a few worker threads, each with its own
+//! event loop (`mio`: epoll, kqueue or IOCP) over a share of the relay
+//! sockets.
+//!
+//! All sockets of a session live on one worker, so a stream's two sides are
+//! forwarded by the same thread with no state crossing threads but the
+//! counters and addresses the SIP side reads or sets (atomics, and a mutex
+//! taken only when an address changes). A worker sleeps in the kernel until
+//! a datagram or a command arrives: an idle call costs no wake-up, and the
+//! buffers are the worker's, not the socket's. A readable socket is drained
+//! in batches ([`crate::batch`]), each datagram checked and counted as the
+//! relay always has, and the batch forwarded out of the peer socket in one
+//! call.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::oneshot;
+use tracing::{debug, trace, warn};
+
+use crate::batch::Batch;
+use crate::relay::{
+    Endpoint, Lease, PoliceTotals, SessionId, SessionState, SharedAddr, Side, StreamState, RTCP,
+    RTP,
+};
+use crate::track::{classify_rtcp_port, classify_rtp_port, Kind, Tracker};
+
+const WAKER: Token = Token(usize::MAX);
+
+/// What the SIP side asks of a worker. One channel per worker keeps a
+/// session's commands in order.
+pub(crate) enum Command {
+    /// Start forwarding a stream between the two endpoints.
+    AddStream(Box<NewStream>),
+    /// Close a session's sockets and give its ports back, then signal `done`.
+    Remove {
+        session: SessionId,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
+
+pub(crate) struct NewStream {
+    pub session: Arc<SessionState>,
+    pub stream: Arc<StreamState>,
+    /// Side A's endpoint, then side B's.
+    pub ends: [Endpoint; 2],
+}
+
+/// Settings the workers share, fixed when the relay starts.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub epoch: Instant,
+    pub totals: Arc<PoliceTotals>,
+    pub ip_overhead: u64,
+    pub burst_ns: u64,
+}
+
+/// The handle on one worker thread. Dropping it stops the thread, which
+/// closes the sockets it still holds and returns their ports.
+pub(crate) struct WorkerHandle {
+    /// `None` only while dropping.
+    tx: Option<mpsc::Sender<Command>>,
+    waker: Arc<Waker>,
+}
+
+impl WorkerHandle {
+    pub fn start(index: usize, shared: Shared) -> io::Result<WorkerHandle> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        let mut worker = Worker {
+            poll,
+            // The worker keeps the waker's descriptor open: closing it
+            // could drop a wake-up not yet collected.
+            _waker: waker.clone(),
+            rx,
+            shared,
+            socks: Vec::new(),
+            free: Vec::new(),
+            sessions: HashMap::new(),
+            batch: Batch::new(),
+        };
+        thread::Builder::new()
+            .name(format!("media-relay-{index}"))
+            .spawn(move || worker.run())?;
+        Ok(WorkerHandle {
+            tx: Some(tx),
+            waker,
+        })
+    }
+
+    /// Hands `cmd` to the worker. A worker that is gone has closed its
+    /// sockets already; the command is dropped (and its sockets with it).
+    pub fn send(&self, cmd: Command) {
+        let Some(tx) = &self.tx else { return };
+        if tx.send(cmd).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                warn!(error = %e, "cannot wake a relay worker");
+            }
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        // Close the channel first: the worker applies what is queued, sees
+        // it closed, closes its sockets and ends.
+        self.tx = None;
+        let _ = self.waker.wake();
+    }
+}
+
+/// Latching state of one socket, owned by its worker.
+#[derive(Default)]
+struct Latch {
+    latched: Option<SocketAddr>,
+    seen_arm: u64,
+    armed: bool,
+    last_stranger: Option<SocketAddr>,
+}
+
+/// A socket's cached copy of its destination, refreshed when the shared
+/// address's generation moves.
+#[derive(Default)]
+struct Dest {
+    generation: u64,
+    addr: Option<SocketAddr>,
+}
+
+impl Dest {
+    fn get(&mut self, shared: &SharedAddr) -> Option<SocketAddr> {
+        let g = shared.generation.load(Ordering::Acquire);
+        if g != self.generation {
+            self.generation = g;
+            self.addr = shared.load();
+        }
+        self.addr
+    }
+}
+
+/// One relay socket: packets from `side`'s phone on `chan`, forwarded out
+/// of the socket at `peer` to the other side's phone.
+struct Sock {
+    sock: UdpSocket,
+    peer: usize,
+    side: Side,
+    chan: usize,
+    port: u16,
+    stream: Arc<StreamState>,
+    session: Arc<SessionState>,
+    latch: Latch,
+    dest: Dest,
+    tracker: Tracker,
+}
+
+/// The sockets of one stream and the leases of their ports. Sockets close
+/// before the leases give the ports back.
+struct Held {
+    tokens: [usize; 4],
+    leases: [Lease; 2],
+}
+
+struct Worker {
+    poll: Poll,
+    _waker: Arc<Waker>,
+    rx: mpsc::Receiver<Command>,
+    shared: Shared,
+    /// Indexed by token.
+    socks: Vec<Option<Sock>>,
+    free: Vec<usize>,
+    sessions: HashMap<SessionId, Vec<Held>>,
+    batch: Batch,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                warn!(error = %e, "relay worker poll failed");
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let mut commands = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => commands = true,
+                    Token(t) => self.drain(t),
+                }
+            }
+            if commands && !self.commands() {
+                return;
+            }
+        }
+    }
+
+    /// Applies the pending commands; false once the relay is gone.
+    fn commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Command::AddStream(s)) => self.add(*s),
+                Ok(Command::Remove { session, done }) => {
+                    self.remove(session);
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => return true,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn add(&mut self, s: NewStream) {
+        let id = s.session.id;
+        let [a, b] = s.ends;
+        let mut tokens = [0usize; 4];
+        for t in &mut tokens {
+            *t = self.free.pop().unwrap_or_else(|| {
+                self.socks.push(None);
+                self.socks.len() - 1
+            });
+        }
+        // Tokens: [A RTP, A RTCP, B RTP, B RTCP]; each forwards out of the
+        // same channel on the other side.
+        let Endpoint {
+            sockets: [a_rtp, a_rtcp],
+            port: a_port,
+            lease: a_lease,
+        } = a;
+        let Endpoint {
+            sockets: [b_rtp, b_rtcp],
+            port: b_port,
+            lease: b_lease,
+        } = b;
+        let socks = [
+            (a_rtp, Side::A, RTP, a_port),
+            (a_rtcp, Side::A, RTCP, a_port + 1),
+            (b_rtp, Side::B, RTP, b_port),
+            (b_rtcp, Side::B, RTCP, b_port + 1),
+        ];
+        for (k, (std_sock, side, chan, port)) in socks.into_iter().enumerate() {
+            let mut sock = UdpSocket::from_std(std_sock);
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut sock, Token(tokens[k]), Interest::READABLE)
+            {
+                warn!(session = %id, port, error = %e, "cannot watch a relay socket");
+            }
+            self.socks[tokens[k]] = Some(Sock {
+                sock,
+                peer: tokens[k ^ 2],
+                side,
+                chan,
+                port,
+                stream: s.stream.clone(),
+                session: s.session.clone(),
+                latch: Latch {
+                    armed: true,
+                    ..Latch::default()
+                },
+                dest: Dest::default(),
+                tracker: Tracker::default(),
+            });
+        }
+        self.sessions.entry(id).or_default().push(Held {
+            tokens,
+            leases: [a_lease, b_lease],
+        });
+    }
+
+    fn remove(&mut self, id: SessionId) {
+        for held in self.sessions.remove(&id).unwrap_or_default() {
+            for t in held.tokens {
+                if let Some(mut s) = self.socks[t].take() {
+                    let _ = self.poll.registry().deregister(&mut s.sock);
+                }
+                self.free.push(t);
+            }
+            drop(held.leases);
+        }
+    }
+
+    /// Reads everything waiting on socket `t` and forwards it.
+    fn drain(&mut self, t: usize) {
+        let Some(Some(me)) = self.socks.get(t) else {
+            return;
+        };
+        let peer = me.peer;
+        loop {
+            let Some(Some(me)) = self.socks.get_mut(t) else {
+                return;
+            };
+            let n = match self.batch.recv(&me.sock) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    debug!(port = me.port, error = %e, "relay receive failed");
+                    return;
+                }
+            };
+            let now = self.shared.epoch.elapsed();
+            for i in 0..n {
+                if let Some(to) = forward(me, &self.shared, &self.batch, i, now) {
+                    self.batch.queue(i, to);
+                }
+            }
+            if let Some(Some(out)) = self.socks.get(peer) {
+                let failed = self.batch.flush(&out.sock);
+                if failed > 0 {
+                    if let Some(Some(me)) = self.socks.get(t) {
+                        me.stream.dirs[me.side.index()]
+                            .send_errors
+                            .fetch_add(failed, Ordering::Relaxed);
+                    }
+                }
+            }
+            if !Batch::maybe_more(n) {
+                return;
+            }
+        }
+    }
+}
+
+/// Checks and counts datagram `i` of the batch received on `me`; returns
+/// where to send it, if anywhere.
+fn forward(
+    me: &mut Sock,
+    shared: &Shared,
+    batch: &Batch,
+    i: usize,
+    now: Duration,
+) -> Option<SocketAddr> {
+    let (pkt, src) = batch.packet(i);
+    let n = pkt.len();
+    let ctr = &me.stream.dirs[me.side.index()];
+    let kind = if me.chan == RTP {
+        classify_rtp_port(pkt)
+    } else {
+        classify_rtcp_port(pkt)
+    };
+    let (Some(src), false) = (src, kind == Kind::Invalid) else {
+        ctr.dropped_invalid.fetch_add(1, Ordering::Relaxed);
+        trace!(?src, len = n, "not RTP/RTCP, dropped");
+        return None;
+    };
+
+    let own = &me.stream.channels[me.side.index()][me.chan];
+    let latch = &mut me.latch;
+    let arm = own.arm.load(Ordering::Acquire);
+    if arm != latch.seen_arm {
+        latch.seen_arm = arm;
+        latch.armed = true;
+    }
+    if latch.armed {
+        own.remote.store(Some(src));
+        latch.latched = Some(src);
+        latch.armed = false;
+        debug!(session = %me.session.id, side = ?me.side, chan = me.chan, %src, "latched");
+    } else if latch.latched != Some(src) {
+        ctr.dropped_source.fetch_add(1, Ordering::Relaxed);
+        if latch.last_stranger != Some(src) {
+            latch.last_stranger = Some(src);
+            debug!(session = %me.session.id, side = ?me.side, %src, "packet from unexpected source dropped");
+        }
+        return None;
+    }
+
+    let stamp = u64::try_from(now.as_micros()).unwrap_or(u64::MAX - 1) + 1;
+    let c = match kind {
+        Kind::Rtp(h) => {
+            let clock = me.session.clock_rate.load(Ordering::Relaxed);
+            let event = me.session.event_pt.load(Ordering::Relaxed) == u16::from(h.payload_type);
+            let arrival = (now.as_micros() * u128::from(clock) / 1_000_000) as u32;
+            me.tracker.on_packet(&h, arrival, clock, !event);
+            ctr.lost.store(me.tracker.lost(), Ordering::Relaxed);
+            ctr.jitter.store(me.tracker.jitter(), Ordering::Relaxed);
+            RTP
+        }
+        _ => RTCP,
+    };
+    ctr.packets[c].fetch_add(1, Ordering::Relaxed);
+    ctr.bytes[c].fetch_add(n as u64, Ordering::Relaxed);
+    ctr.last[c].store(stamp, Ordering::Relaxed);
+
+    let dest_shared = &me.stream.channels[me.side.other().index()][me.chan].remote;
+    let Some(to) = me.dest.get(dest_shared) else {
+        ctr.dropped_no_destination.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let police = &me.session.police[me.side.index()];
+    let limit = police.drop_above_kbps.load(Ordering::Relaxed);
+    if limit != 0 {
+        let now_ns = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let octets = n as u64 + shared.ip_overhead;
+        if c == RTCP {
+            police.bucket.charge(now_ns, octets, limit);
+        } else if !police.bucket.admit(now_ns, octets, limit, shared.burst_ns) {
+            police.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    }
+    Some(to)
+}
