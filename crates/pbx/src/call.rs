@@ -453,7 +453,7 @@ impl Core {
             info!(call, "caller cancelled");
             self.fail_a(now, call, 487);
             self.cancel_branches(now, call, None);
-            self.finish(call, "cancelled by caller");
+            self.finish(now, call, "cancelled by caller");
         }
     }
 
@@ -963,7 +963,7 @@ impl Core {
                 self.send_bye(now, call, Side::B);
             }
         }
-        self.finish(call, reason);
+        self.finish(now, call, reason);
     }
 
     fn send_bye(&mut self, now: Instant, call: CallId, side: Side) {
@@ -979,7 +979,7 @@ impl Core {
     }
 
     /// The one place a call ends: media released, dialogs and timers forgotten.
-    pub(crate) fn finish(&mut self, call: CallId, reason: &str) {
+    pub(crate) fn finish(&mut self, now: Instant, call: CallId, reason: &str) {
         let Some(mut c) = self.calls.remove(&call) else {
             return;
         };
@@ -1026,7 +1026,7 @@ impl Core {
                 *n = n.saturating_sub(1);
             }
         }
-        let secs = c.started.elapsed().as_secs();
+        let secs = now.saturating_duration_since(c.started).as_secs();
         info!(call, caller = c.caller.number(), callee = %c.callee, reason, secs, "call ended");
         self.events.push_back(CoreEvent::CallEnded {
             call,
@@ -1090,7 +1090,7 @@ impl Core {
                 } else {
                     "callee hung up"
                 };
-                self.finish(call, who);
+                self.finish(now, call, who);
             }
             Method::Options => {
                 let mut resp = Message::response_to(&msg, 200, None);

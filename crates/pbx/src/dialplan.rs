@@ -225,7 +225,7 @@ impl Core {
             Failure::NoAnswer => "ring timeout".to_string(),
             _ => format!("failed with {code}"),
         };
-        self.finish(call, &end);
+        self.finish(now, call, &end);
     }
 
     fn cancel_step_branches(&mut self, now: Instant, call: CallId, step: usize) {

@@ -107,6 +107,7 @@ pub async fn start(
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let probe_t = Instant::now();
             let deadline = core.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -151,6 +152,10 @@ pub async fn start(
                 }
             }
             flush(&mut core, &transport);
+            let probe_d = probe_t.elapsed();
+            if probe_d > std::time::Duration::from_millis(3) {
+                tracing::warn!(ms = probe_d.as_secs_f64() * 1000.0, txs = core.tx.len(), "PROBE slow iteration");
+            }
             if last_snapshot.elapsed() >= std::time::Duration::from_millis(200) {
                 last_snapshot = Instant::now();
                 publish(&core, &snap_tx, &local_out);
