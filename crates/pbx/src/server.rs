@@ -106,28 +106,39 @@ pub async fn start(
         // The status view is refreshed at least this often, even when idle.
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer, moved only when the core's next deadline changes (new
+        // transactions mostly add later deadlines): re-registering a fresh
+        // sleep on every message cost a timer-wheel insert and removal each.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
-            let probe_t = Instant::now();
             let deadline = core.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    sleep.as_mut().reset(at.into());
                 }
-            };
+                armed = deadline;
+            }
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
-                    core.handle_received(Instant::now(), SystemTime::now(), msg);
+                    // One clock reading serves the burst: it is handled within microseconds.
+                    let (now, wall) = (Instant::now(), SystemTime::now());
+                    core.handle_received(now, wall, msg);
                     // Take what else is already queued before flushing.
                     for _ in 0..64 {
                         match rx.try_recv() {
-                            Ok(m) => core.handle_received(Instant::now(), SystemTime::now(), m),
+                            Ok(m) => core.handle_received(now, wall, m),
                             Err(_) => break,
                         }
                     }
                 }
-                _ = sleep => core.handle_timeout(Instant::now(), SystemTime::now()),
+                _ = &mut sleep, if armed.is_some() => {
+                    // A fired sleep stays ready: re-arm from the next deadline.
+                    armed = None;
+                    core.handle_timeout(Instant::now(), SystemTime::now());
+                }
                 _ = tick.tick() => {
                     last_snapshot = Instant::now();
                     publish(&core, &snap_tx, &local_out);
@@ -152,10 +163,6 @@ pub async fn start(
                 }
             }
             flush(&mut core, &transport);
-            let probe_d = probe_t.elapsed();
-            if probe_d > std::time::Duration::from_millis(3) {
-                tracing::warn!(ms = probe_d.as_secs_f64() * 1000.0, txs = core.tx.len(), "PROBE slow iteration");
-            }
             if last_snapshot.elapsed() >= std::time::Duration::from_millis(200) {
                 last_snapshot = Instant::now();
                 publish(&core, &snap_tx, &local_out);

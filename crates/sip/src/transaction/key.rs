@@ -43,16 +43,20 @@ pub(crate) enum ServerKey {
         port: Option<u16>,
         method: Method,
     },
-    /// The RFC 2543 fallback: Request-URI, tags, Call-ID, CSeq and top Via.
-    Rfc2543 {
-        uri: Bytes,
-        to_tag: Option<Bytes>,
-        from_tag: Option<Bytes>,
-        call_id: Bytes,
-        cseq: u32,
-        method: Method,
-        via: Bytes,
-    },
+    /// The RFC 2543 fallback (boxed: rare, and large enough to bloat every key).
+    Rfc2543(Box<Rfc2543Key>),
+}
+
+/// RFC 2543 matching: Request-URI, tags, Call-ID, CSeq and top Via.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Rfc2543Key {
+    uri: Bytes,
+    to_tag: Option<Bytes>,
+    from_tag: Option<Bytes>,
+    call_id: Bytes,
+    cseq: u32,
+    method: Method,
+    via: Bytes,
 }
 
 impl ServerKey {
@@ -68,7 +72,7 @@ impl ServerKey {
                 method,
             };
         }
-        ServerKey::Rfc2543 {
+        ServerKey::Rfc2543(Box::new(Rfc2543Key {
             uri: req.request_uri().map(|u| u.to_bytes()).unwrap_or_default(),
             to_tag: req.to_hdr().ok().and_then(|t| t.tag().cloned()),
             from_tag: req.from_hdr().ok().and_then(|f| f.tag().cloned()),
@@ -76,14 +80,15 @@ impl ServerKey {
             cseq: req.cseq().map(|c| c.seq).unwrap_or(0),
             method,
             via: via.to_bytes(),
-        }
+        }))
     }
 
     /// The same key for another method (a CANCEL's key -> its INVITE's key).
     pub(crate) fn with_method(&self, m: Method) -> ServerKey {
         let mut k = self.clone();
         match &mut k {
-            ServerKey::Rfc3261 { method, .. } | ServerKey::Rfc2543 { method, .. } => *method = m,
+            ServerKey::Rfc3261 { method, .. } => *method = m,
+            ServerKey::Rfc2543(k) => k.method = m,
         }
         k
     }
@@ -93,13 +98,11 @@ impl ServerKey {
     pub(crate) fn ack_key(&self, tag: Option<Bytes>) -> Option<ServerKey> {
         match self {
             ServerKey::Rfc3261 { .. } => None,
-            ServerKey::Rfc2543 { to_tag, .. } if *to_tag == tag => None,
-            ServerKey::Rfc2543 { .. } => {
-                let mut k = self.clone();
-                if let ServerKey::Rfc2543 { to_tag, .. } = &mut k {
-                    *to_tag = tag;
-                }
-                Some(k)
+            ServerKey::Rfc2543(k) if k.to_tag == tag => None,
+            ServerKey::Rfc2543(k) => {
+                let mut k = k.clone();
+                k.to_tag = tag;
+                Some(ServerKey::Rfc2543(k))
             }
         }
     }

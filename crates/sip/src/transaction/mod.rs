@@ -141,7 +141,10 @@ struct Tx {
 pub struct TransactionLayer {
     cfg: TimerConfig,
     next_id: u64,
-    txs: HashMap<u64, Tx>,
+    /// Boxed so that growing the map moves pointers, not kilobyte-sized
+    /// transactions: with tens of thousands alive, moving them stalled the
+    /// layer for tens of milliseconds at each doubling.
+    txs: HashMap<u64, Box<Tx>, BuildIdHasher>,
     clients: HashMap<ClientKey, u64>,
     servers: HashMap<ServerKey, u64>,
     accepted: HashMap<AckKey, u64>,
@@ -156,7 +159,7 @@ impl TransactionLayer {
         TransactionLayer {
             cfg,
             next_id: 1,
-            txs: HashMap::new(),
+            txs: HashMap::default(),
             clients: HashMap::new(),
             servers: HashMap::new(),
             accepted: HashMap::new(),
@@ -241,7 +244,7 @@ impl TransactionLayer {
         // Timer B or F.
         self.timers
             .arm(&mut tx.armed, id, Slot::Expire, now + self.cfg.t1x64());
-        self.txs.insert(id, tx);
+        self.txs.insert(id, Box::new(tx));
         TxKey(id)
     }
 
@@ -388,7 +391,7 @@ impl TransactionLayer {
             self.timers
                 .arm(&mut tx.armed, id, Slot::Trying, now + TRYING_DELAY);
         }
-        self.txs.insert(id, tx);
+        self.txs.insert(id, Box::new(tx));
         self.servers.insert(key.clone(), id);
 
         if method == Method::Cancel {
@@ -528,6 +531,31 @@ impl TransactionLayer {
             .push_back(TxEvent::Terminated { key: TxKey(id) });
     }
 }
+
+/// Hashes the layer's own sequential ids: they are not chosen by peers, so
+/// SipHash's protection is not needed. Multiplying by an odd constant keeps
+/// consecutive ids in distinct buckets and mixes the high bits the table
+/// uses as tags.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
 
 /// Removes `k` only when it still points at transaction `id` (a newer
 /// transaction may have taken the key over).

@@ -1,5 +1,5 @@
-//! UDP: one socket per listen spec, a receive loop that reuses one buffer,
-//! and a send path that writes straight from the caller when the socket has
+//! UDP: one socket per listen spec, a receive loop that takes a burst of
+//! datagrams per wakeup (`recvmmsg` on Linux), and a send path that writes straight from the caller when the socket has
 //! room and queues to a sender task when it has not.
 
 use std::io;
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -20,9 +20,9 @@ use crate::peer::Peer;
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
-/// The receive buffer is carved into messages; a new block is allocated only
-/// when the current one has less room left than a whole datagram.
-const RECV_BLOCK: usize = 4 * MAX_DATAGRAM;
+/// Datagrams taken from the socket per wakeup: under load one system call
+/// returns a burst, and the receive loop hands the whole burst on at once.
+const BATCH: usize = 16;
 
 type Queued = (SocketAddr, Bytes);
 
@@ -85,44 +85,220 @@ async fn recv_loop(shared: Arc<Shared>, ep: Arc<Endpoint>) {
         return;
     };
     let mut stop = pin!(shutdown_signal(shared.shutdown.clone()));
-    let mut buf = BytesMut::with_capacity(RECV_BLOCK);
-    loop {
-        if buf.capacity() < MAX_DATAGRAM {
-            buf.reserve(RECV_BLOCK);
-        }
-        let from = tokio::select! {
-            _ = &mut stop => break,
-            r = ep.socket.recv_buf_from(&mut buf) => match r {
-                Ok((_, from)) => from,
-                Err(e) => {
-                    buf.clear();
-                    recv_error(ep.local, e).await;
-                    continue;
-                }
-            },
-        };
-        if buf.iter().all(|&c| c == b'\r' || c == b'\n') {
-            // Keep-alive (RFC 3261 §7.5) or an empty datagram.
-            buf.clear();
-            continue;
-        }
-        if is_stun(&buf) {
-            // RFC 5626 §4.4.2 STUN keep-alives are not SIP.
-            tracing::trace!(%from, "STUN packet ignored");
-            buf.clear();
-            continue;
-        }
-        let from = Peer::udp(SocketAddr::new(from.ip().to_canonical(), from.port()));
-        let item = classify(buf.split().freeze(), from, ep.local);
+    let mut receiver = batch::Receiver::new();
+    let mut burst: Vec<(SocketAddr, Bytes)> = Vec::with_capacity(BATCH);
+    'outer: loop {
+        burst.clear();
         tokio::select! {
             _ = &mut stop => break,
-            r = tx.send(item) => if r.is_err() {
-                // Nobody reads any more.
-                break;
+            r = receiver.recv(&ep.socket, &mut burst) => if let Err(e) = r {
+                recv_error(ep.local, e).await;
+                continue;
             },
+        }
+        for (from, bytes) in burst.drain(..) {
+            if bytes.iter().all(|&c| c == b'\r' || c == b'\n') {
+                // Keep-alive (RFC 3261 §7.5) or an empty datagram.
+                continue;
+            }
+            if is_stun(&bytes) {
+                // RFC 5626 §4.4.2 STUN keep-alives are not SIP.
+                tracing::trace!(%from, "STUN packet ignored");
+                continue;
+            }
+            let from = Peer::udp(SocketAddr::new(from.ip().to_canonical(), from.port()));
+            let item = classify(bytes, from, ep.local);
+            tokio::select! {
+                _ = &mut stop => break 'outer,
+                r = tx.send(item) => if r.is_err() {
+                    // Nobody reads any more.
+                    break 'outer;
+                },
+            }
         }
     }
     tracing::debug!(local = %ep.local, "UDP receive loop ended");
+}
+
+/// Receiving a burst of datagrams per readiness event. Each datagram is
+/// copied into its own exact-size buffer, so what the core keeps (a
+/// transaction's key, a binding) pins a few hundred octets, not a shared block.
+mod batch {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+    use tokio::net::UdpSocket;
+
+    use super::{BATCH, MAX_DATAGRAM};
+
+    /// Linux: one `recvmmsg` takes up to [`BATCH`] datagrams.
+    #[cfg(target_os = "linux")]
+    pub(super) struct Receiver {
+        /// [`BATCH`] slots of [`MAX_DATAGRAM`] octets; only the pages
+        /// datagrams touch become resident.
+        buf: Vec<u8>,
+        addrs: Vec<libc::sockaddr_storage>,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Receiver {
+        pub(super) fn new() -> Self {
+            // SAFETY: sockaddr_storage is plain old data; all zeroes is valid.
+            let zero: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            Receiver {
+                buf: vec![0; BATCH * MAX_DATAGRAM],
+                addrs: vec![zero; BATCH],
+            }
+        }
+
+        /// Waits until the socket is readable, then appends at least one
+        /// datagram (at most [`BATCH`]) to `out`.
+        pub(super) async fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            out: &mut Vec<(SocketAddr, Bytes)>,
+        ) -> io::Result<()> {
+            use std::os::fd::AsRawFd;
+            let fd = socket.as_raw_fd();
+            loop {
+                socket.readable().await?;
+                let mut got = 0;
+                let r = socket.try_io(tokio::io::Interest::READABLE, || {
+                    got = self.recv_now(fd, out)?;
+                    if got < BATCH {
+                        // The queue was drained: saying so lets tokio clear
+                        // the readiness now instead of after one more system
+                        // call that would fail with EAGAIN. A datagram that
+                        // arrives meanwhile raises a new readiness event.
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                });
+                match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if got > 0 {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+
+        fn recv_now(
+            &mut self,
+            fd: std::os::fd::RawFd,
+            out: &mut Vec<(SocketAddr, Bytes)>,
+        ) -> io::Result<usize> {
+            // SAFETY: all-zero iovec and mmsghdr values are valid (null
+            // pointers, zero lengths); every pointer set below points into
+            // `self.buf`, `self.addrs` or `iovs`, which outlive the call.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            let base = self.buf.as_mut_ptr();
+            for (i, (iov, hdr)) in iovs.iter_mut().zip(hdrs.iter_mut()).enumerate() {
+                // SAFETY: slot i lies within `buf` (BATCH * MAX_DATAGRAM octets).
+                iov.iov_base = unsafe { base.add(i * MAX_DATAGRAM) }.cast();
+                iov.iov_len = MAX_DATAGRAM;
+                hdr.msg_hdr.msg_name = std::ptr::from_mut(&mut self.addrs[i]).cast();
+                hdr.msg_hdr.msg_namelen =
+                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                hdr.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+                hdr.msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: `hdrs` holds BATCH initialised headers as set up above.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    hdrs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            for (i, hdr) in hdrs.iter().enumerate().take(n) {
+                let len = (hdr.msg_len as usize).min(MAX_DATAGRAM);
+                let Some(from) = socket_addr(&self.addrs[i]) else {
+                    continue;
+                };
+                let start = i * MAX_DATAGRAM;
+                out.push((from, Bytes::copy_from_slice(&self.buf[start..start + len])));
+            }
+            Ok(n)
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+        match libc::c_int::from(s.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let a: &libc::sockaddr_in = unsafe { &*std::ptr::from_ref(s).cast() };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let a: &libc::sockaddr_in6 = unsafe { &*std::ptr::from_ref(s).cast() };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// Elsewhere: `recv_from` until the socket would block or the batch is full.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) struct Receiver {
+        buf: Vec<u8>,
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    impl Receiver {
+        pub(super) fn new() -> Self {
+            Receiver {
+                buf: vec![0; MAX_DATAGRAM],
+            }
+        }
+
+        pub(super) async fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            out: &mut Vec<(SocketAddr, Bytes)>,
+        ) -> io::Result<()> {
+            loop {
+                socket.readable().await?;
+                while out.len() < BATCH {
+                    match socket.try_recv_from(&mut self.buf) {
+                        Ok((n, from)) => {
+                            out.push((from, Bytes::copy_from_slice(&self.buf[..n])));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        // Report the error on the next call, after the burst.
+                        Err(_) if !out.is_empty() => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !out.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 async fn recv_error(local: SocketAddr, e: io::Error) {
