@@ -10,7 +10,13 @@ use pbx::{ExtensionInfo, ServerConfig, Settings};
 use crate::config::{advertised_ip, Config};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // Signalling is one sans-IO core driven by one task, and media runs on
+    // the relay's own threads: a single-threaded runtime saves the
+    // cross-thread wake-ups a work-stealing pool would add per message.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(serve(config))
 }
 
