@@ -409,10 +409,9 @@ impl Core {
     fn is_loop(&self, msg: &Message) -> bool {
         let Ok(vias) = msg.vias() else { return false };
         vias.iter().any(|v| {
-            let ours =
-                self.settings.advertised.values().any(|a| {
-                    v.host_str() == a.ip().to_string() && v.port.unwrap_or(5060) == a.port()
-                });
+            let ours = self.settings.advertised.values().any(|a| {
+                crate::core::host_is(v.host_str(), a.ip()) && v.port.unwrap_or(5060) == a.port()
+            });
             ours && v.branch().is_some_and(|b| self.is_our_invite_branch(b))
         })
     }
@@ -1415,7 +1414,7 @@ pub(crate) fn fit_transport(msg: &mut Message, peer: Peer) -> Peer {
     if peer.transport != sip::TransportKind::Udp {
         return peer;
     }
-    let len = msg.to_bytes().len();
+    let len = msg.wire_len();
     let t = sip::transport::transport_for_request(len, peer.transport);
     if t == peer.transport {
         return peer;

@@ -359,9 +359,10 @@ impl Core {
     fn via_is_ours(&self, msg: &Message) -> bool {
         msg.top_via().is_ok_and(|v| {
             let port = v.port.unwrap_or(5060);
-            self.settings.advertised.values().any(|a| {
-                a.port() == port && v.host_str().trim_matches(['[', ']']) == a.ip().to_string()
-            })
+            self.settings
+                .advertised
+                .values()
+                .any(|a| a.port() == port && host_is(v.host_str(), a.ip()))
         })
     }
 
@@ -588,4 +589,11 @@ fn unsupported_require(msg: &Message) -> Option<String> {
 /// A fresh tag (RFC 3261 §19.3: at least 32 bits of randomness).
 pub(crate) fn new_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// Whether a Via or URI host names this IP (IPv6 with or without brackets).
+pub(crate) fn host_is(host: &str, ip: std::net::IpAddr) -> bool {
+    host.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|h| h == ip)
 }

@@ -47,6 +47,14 @@ impl Params {
             .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
     }
 
+    /// The octets `write_to` produces.
+    pub fn wire_len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(n, v)| 1 + n.len() + v.as_ref().map_or(0, |v| 1 + v.len()))
+            .sum()
+    }
+
     pub fn write_to(&self, out: &mut BytesMut) {
         for (n, v) in &self.0 {
             out.put_u8(b';');

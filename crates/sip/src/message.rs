@@ -576,6 +576,23 @@ impl Message {
         out.put_slice(&self.body);
     }
 
+    /// The octets `to_bytes` produces, computed without serializing (to
+    /// choose a transport by size, RFC 3261 §18.1.1).
+    pub fn wire_len(&self) -> usize {
+        let start = match &self.start {
+            StartLine::Request(r) => r.method.as_str().len() + 1 + r.uri.wire_len() + 10,
+            StartLine::Response(r) => 8 + 3 + 1 + r.reason.len() + 2,
+        };
+        let headers: usize = self
+            .headers
+            .iter()
+            .filter(|h| h.name != HeaderName::ContentLength)
+            .map(|h| h.name.as_str().len() + 2 + h.value.len() + 2)
+            .sum();
+        let content_length = 16 + crate::uri::digits(self.body.len() as u32) + 4;
+        start + headers + content_length + self.body.len()
+    }
+
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.estimated_len());
         self.write_to(&mut out);

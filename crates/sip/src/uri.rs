@@ -64,6 +64,25 @@ impl Uri {
         std::str::from_utf8(&self.host).unwrap_or("")
     }
 
+    /// The octets `write_to` produces, without writing them.
+    pub fn wire_len(&self) -> usize {
+        let scheme = match &self.scheme {
+            Scheme::Sip => 4,
+            Scheme::Sips => 5,
+            Scheme::Tel => 4,
+            Scheme::Other(s) => s.len() + 1,
+        };
+        if let Some(o) = &self.opaque {
+            return scheme + o.len();
+        }
+        let user = self.user.as_ref().map_or(0, |u| {
+            u.len() + 1 + self.password.as_ref().map_or(0, |p| 1 + p.len())
+        });
+        let port = self.port.map_or(0, |p| 1 + digits(p as u32));
+        let headers = self.headers.as_ref().map_or(0, |h| 1 + h.len());
+        scheme + user + self.host.len() + port + self.params.wire_len() + headers
+    }
+
     pub fn write_to(&self, out: &mut BytesMut) {
         match &self.scheme {
             Scheme::Sip => out.put_slice(b"sip:"),
@@ -110,4 +129,14 @@ impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
     }
+}
+
+/// How many decimal digits `n` takes.
+pub(crate) fn digits(mut n: u32) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
 }
