@@ -10,7 +10,7 @@ use sip::transaction::TxKey;
 use sip::{HeaderName, Message, Method, Peer, Uri};
 use tracing::{debug, info, warn};
 
-use crate::core::{new_tag, Core, CoreEvent, CoreTimer, ALLOW};
+use crate::core::{new_tag, Core, CoreEvent, ALLOW};
 use crate::dialplan::Caller;
 use crate::sdp_glue;
 
@@ -122,6 +122,8 @@ pub(crate) struct Call {
     pub max_forwards: u32,
     /// Extensions this call counts as busy, until it ends.
     pub busy_counted: Vec<String>,
+    /// The ring timer of the current step, to cancel it in O(log n).
+    pub step_timer: Option<crate::core::TimerKey>,
 }
 
 impl Call {
@@ -373,6 +375,7 @@ impl Core {
                 b_offer,
                 max_forwards,
                 busy_counted: Vec::new(),
+                step_timer: None,
             },
         );
         self.start_step(now, id, 0);
@@ -757,7 +760,8 @@ impl Core {
             self.stats.calls_answered += 1;
             self.events.push_back(CoreEvent::CallAnswered { call });
             self.tx.send_response(now, &key, resp);
-            self.cancel_timers(|t| matches!(t, CoreTimer::StepTimeout(c, _) if *c == call));
+            let timer = self.calls.get_mut(&call).and_then(|c| c.step_timer.take());
+            self.cancel_timer(timer);
             self.cancel_branches(now, call, Some(branch));
             return;
         }
@@ -1003,7 +1007,7 @@ impl Core {
                 };
             }
         }
-        self.cancel_timers(|t| matches!(t, CoreTimer::StepTimeout(c, _) if *c == call));
+        self.cancel_timer(c.step_timer.take());
         for ext in &c.busy_counted {
             if let Some(n) = self.busy.get_mut(ext) {
                 *n = n.saturating_sub(1);

@@ -23,6 +23,9 @@ use crate::trunk_reg::{RegRequestId, TrunkRegConfig, TrunkRegState, TrunkRegistr
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 pub(crate) const ACCEPT: &str = "application/sdp";
 
+/// A core timer's place in the ordered set: cancelled by key, in O(log n).
+pub(crate) type TimerKey = (Instant, u64);
+
 /// What a timer of the core (not of a transaction) is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum CoreTimer {
@@ -310,7 +313,9 @@ impl Core {
                 self.stats.bad_requests += 1;
                 debug!(from = %m.from, error = %m.error, "malformed message");
                 if let Some(resp) = sip::validate::bad_request_response(&m.bytes, &m.error) {
-                    let to = response_target(&resp, m.from);
+                    // The transaction layer's §18.2.2 rule, for a response sent statelessly.
+                    let to =
+                        sip::transaction::response_destination(&resp, m.from).unwrap_or(m.from);
                     self.tx.send_stateless(&resp, to);
                 }
             }
@@ -366,13 +371,18 @@ impl Core {
         })
     }
 
-    pub(crate) fn add_timer(&mut self, at: Instant, t: CoreTimer) {
+    /// Arms a timer; the key returned cancels it.
+    pub(crate) fn add_timer(&mut self, at: Instant, t: CoreTimer) -> TimerKey {
         self.timer_seq += 1;
-        self.timers.insert((at, self.timer_seq), t);
+        let key = (at, self.timer_seq);
+        self.timers.insert(key, t);
+        key
     }
 
-    pub(crate) fn cancel_timers(&mut self, pred: impl Fn(&CoreTimer) -> bool) {
-        self.timers.retain(|_, t| !pred(t));
+    pub(crate) fn cancel_timer(&mut self, key: Option<TimerKey>) {
+        if let Some(key) = key {
+            self.timers.remove(&key);
+        }
     }
 
     fn drain_tx_events(&mut self, now: Instant, wall: SystemTime) {
@@ -534,33 +544,6 @@ impl Core {
                 None
             }
         }
-    }
-}
-
-/// Where a response goes (RFC 3261 §18.2.2 with RFC 3581): the Via's
-/// `received`/`rport` when present, else the source of the request.
-pub(crate) fn response_target(resp: &Message, source: Peer) -> Peer {
-    let Ok(via) = resp.top_via() else {
-        return source;
-    };
-    if source.transport.is_reliable() {
-        return source;
-    }
-    let ip = via
-        .params
-        .value("received")
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(source.addr.ip());
-    let port = via
-        .params
-        .value("rport")
-        .and_then(|p| std::str::from_utf8(p).ok())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(source.addr.port());
-    Peer {
-        transport: source.transport,
-        addr: std::net::SocketAddr::new(ip, port),
     }
 }
 

@@ -172,7 +172,10 @@ impl Core {
             return;
         }
         let ring = step.timeout.unwrap_or(self.settings.ring_timeout);
-        self.add_timer(now + ring, CoreTimer::StepTimeout(call, idx));
+        let key = self.add_timer(now + ring, CoreTimer::StepTimeout(call, idx));
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.step_timer = Some(key);
+        }
     }
 
     /// The current step ended without an answer: go where the plan says.
@@ -190,7 +193,8 @@ impl Core {
             .get(idx)
             .map(|s| s.next(failure).clone())
             .unwrap_or(Next::Relay);
-        self.cancel_timers(|t| *t == CoreTimer::StepTimeout(call, idx));
+        let timer = self.calls.get_mut(&call).and_then(|c| c.step_timer.take());
+        self.cancel_timer(timer);
         debug!(call, step = idx, ?failure, code, ?next, "plan step failed");
         match next {
             Next::Step(j) if j != idx => {
