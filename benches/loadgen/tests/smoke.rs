@@ -92,8 +92,11 @@ fn smoke_against_the_daemon() {
     let dir = std::env::temp_dir().join(format!("loadgen-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let sip = free_udp();
     let (lo, hi) = rtp_block(200);
+    // The config refuses a SIP port inside the RTP range: pick one outside.
+    let sip = std::iter::repeat_with(free_udp)
+        .find(|p| !(lo..=hi).contains(p))
+        .expect("a free UDP port");
     let mut toml = format!(
         "[sip]\nlisten = [\"udp:127.0.0.1:{sip}\"]\ndomain = \"127.0.0.1\"\n\n\
          [media]\nrtp_ports = \"{lo}-{hi}\"\nbind = \"127.0.0.1\"\nadvertise = \"127.0.0.1\"\n"
