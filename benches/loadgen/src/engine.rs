@@ -4,7 +4,7 @@
 
 use crate::clock::now_ns;
 use crate::net::{wait_readable, RecvBatch};
-use crate::rtp::Cmd;
+use crate::rtp::{Cmd, CmdTx};
 use crate::sip::{angle_uri, sdp_audio_addr, sdp_body, uri_user, Challenge, Msg};
 use crate::stats::Histogram;
 use std::cmp::Reverse;
@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,7 +154,7 @@ pub struct Engine {
     /// Dialogs where we are the callee, by the Call-ID the server used.
     callee_of: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(u64, Timer)>>,
-    rtp: Option<(Sender<Cmd>, Vec<SocketAddr>)>,
+    rtp: Option<(CmdTx, Vec<SocketAddr>)>,
     pub live: Arc<Live>,
     pub reg: RegStats,
     pub call: CallStats,
@@ -176,7 +175,7 @@ impl Engine {
     pub fn new(
         cfg: SipConfig,
         socks: Vec<UdpSocket>,
-        rtp: Option<(Sender<Cmd>, Vec<SocketAddr>)>,
+        rtp: Option<(CmdTx, Vec<SocketAddr>)>,
     ) -> std::io::Result<Engine> {
         let addrs = socks
             .iter()
@@ -687,9 +686,13 @@ impl Engine {
 
     fn stop_media(&mut self, c: usize) {
         if let Some((tx, _)) = &self.rtp {
-            let _ = tx.send(Cmd::Stop { id: 2 * c as u32 });
+            let _ = tx.send(Cmd::Stop {
+                id: 2 * c as u32,
+                sock: self.calls[c].rtp_caller,
+            });
             let _ = tx.send(Cmd::Stop {
                 id: 2 * c as u32 + 1,
+                sock: self.calls[c].rtp_callee,
             });
         }
     }
@@ -824,6 +827,7 @@ impl Engine {
                 if let Some((tx, _)) = &self.rtp {
                     let _ = tx.send(Cmd::Stop {
                         id: 2 * c as u32 + 1,
+                        sock: self.calls[c].rtp_callee,
                     });
                 }
             }

@@ -127,6 +127,9 @@ struct MediaArgs {
     /// Milliseconds between packets of one stream (20 = G.711 at 50 pps).
     #[arg(long, default_value_t = 20)]
     rtp_interval: u32,
+    /// Media threads (each owns every n-th RTP socket; at most 4).
+    #[arg(long, default_value_t = 2)]
+    rtp_threads: usize,
 }
 
 #[derive(Args)]
@@ -308,7 +311,8 @@ fn run_calls(common: &Common, media: &MediaArgs, plan: &CallPlan) -> Result<Repo
     let ips = parse_ips(&common.local_ips)?;
     let socks = bind_many(&ips, common.ports_per_ip, None)?;
     let rtp_socks = bind_many(&ips, 1, Some(media.rtp_sockets.max(1)))?;
-    let rtp = rtp::spawn(rtp_socks, media.rtp_interval).context("starting the media thread")?;
+    let rtp = rtp::spawn(rtp_socks, media.rtp_interval, media.rtp_threads)
+        .context("starting the media threads")?;
     let mut engine = Engine::new(
         sip_config(common),
         socks,
@@ -335,10 +339,7 @@ fn run_calls(common: &Common, media: &MediaArgs, plan: &CallPlan) -> Result<Repo
     engine.pump(now_ns() + 300_000_000);
     let samples = sampler.stop();
     rtp.shared.done.store(true, Ordering::Relaxed);
-    let media_out = rtp
-        .join
-        .join()
-        .map_err(|_| anyhow::anyhow!("media thread panicked"))?;
+    let media_out = rtp.finish().map_err(|e| anyhow::anyhow!(e))?;
     let ramp = (plan.max_concurrent as f64 / plan.cps).min(plan.hold);
     let warmup = common
         .warmup
@@ -361,10 +362,24 @@ fn run_rtp(a: &RtpArgs) -> Result<Report> {
     let ips = parse_ips(&a.common.local_ips)?;
     let rtp_socks = bind_many(&ips, 1, Some(a.media.rtp_sockets.max(1)))?;
     let nsock = rtp_socks.len();
-    let rtp = rtp::spawn(rtp_socks, a.media.rtp_interval).context("starting the media thread")?;
+    let rtp = rtp::spawn(rtp_socks, a.media.rtp_interval, a.media.rtp_threads)
+        .context("starting the media threads")?;
     let pids = server_pids(&a.common)?;
     let live = std::sync::Arc::new(engine::Live::default());
     let sampler = Sampler::start(pids, live.clone(), Some(rtp.shared.clone()));
+    // Every leg sends a probe first: a relay that latches on the first
+    // packet (the forwarder) then knows both ends before counting starts.
+    for id in 0..2 * a.calls {
+        let port =
+            u16::try_from(a.targets.port() as u32 + id).context("target port range overflows")?;
+        rtp.tx
+            .send(rtp::Cmd::Probe {
+                sock: id as usize % nsock,
+                dest: SocketAddr::new(a.targets.ip(), port),
+            })
+            .context("media thread ended")?;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let t0 = now_ns();
     let mut records = Vec::new();
     for i in 0..a.calls {
@@ -391,15 +406,15 @@ fn run_rtp(a: &RtpArgs) -> Result<Report> {
     std::thread::sleep(std::time::Duration::from_secs_f64(a.duration));
     let t1 = now_ns();
     for id in 0..2 * a.calls {
-        let _ = rtp.tx.send(rtp::Cmd::Stop { id });
+        let _ = rtp.tx.send(rtp::Cmd::Stop {
+            id,
+            sock: id as usize % nsock,
+        });
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let samples = sampler.stop();
     rtp.shared.done.store(true, Ordering::Relaxed);
-    let media_out = rtp
-        .join
-        .join()
-        .map_err(|_| anyhow::anyhow!("media thread panicked"))?;
+    let media_out = rtp.finish().map_err(|e| anyhow::anyhow!(e))?;
     let warmup = a.common.warmup.unwrap_or((a.duration * 0.2).min(2.0));
     let mut r = Report::new("rtp", &a.targets, t0, t1, warmup, &samples);
     r.target = serde_json::json!({"calls": a.calls, "duration_s": a.duration, "rtp_interval_ms": a.media.rtp_interval});
@@ -470,6 +485,7 @@ fn smoke(a: &SmokeArgs) -> Result<bool> {
     let media = MediaArgs {
         rtp_sockets: 4,
         rtp_interval: 20,
+        rtp_threads: 2,
     };
     let plan = CallPlan {
         callers,

@@ -3,7 +3,7 @@
 
 use crate::clock::now_ns;
 use crate::engine::{CallRecord, CallStats, Live, RegStats};
-use crate::rtp::{Outcome, Shared};
+use crate::rtp::{Outcome, Shared, MAX_THREADS};
 use crate::stats::{
     clock_ticks_per_sec, gettid, sample_pids, sample_proc, Percentiles, ProcSample,
 };
@@ -24,7 +24,8 @@ pub struct Sample {
     pub server: ProcSample,
     pub own_cpu: u64,
     pub sip_cpu: u64,
-    pub rtp_cpu: u64,
+    /// CPU ticks of each media thread.
+    pub rtp_cpu: [u64; MAX_THREADS],
     pub regs_ok: u64,
     pub calls_answered: u64,
     pub active: u64,
@@ -51,10 +52,6 @@ impl Sampler {
         let join = std::thread::spawn(move || {
             let mut out = Vec::new();
             loop {
-                let rtp_tid = rtp
-                    .as_ref()
-                    .map(|r| r.tid.load(Ordering::Relaxed))
-                    .unwrap_or(0);
                 let thread_cpu = |tid: u32| {
                     if tid == 0 {
                         0
@@ -71,7 +68,13 @@ impl Sampler {
                         .map(|s| s.cpu_ticks)
                         .unwrap_or(0),
                     sip_cpu: thread_cpu(sip_tid),
-                    rtp_cpu: thread_cpu(rtp_tid),
+                    rtp_cpu: std::array::from_fn(|i| {
+                        thread_cpu(
+                            rtp.as_ref()
+                                .map(|r| r.tids[i].load(Ordering::Relaxed))
+                                .unwrap_or(0),
+                        )
+                    }),
                     regs_ok: live.regs_ok.load(Ordering::Relaxed),
                     calls_answered: live.calls_answered.load(Ordering::Relaxed),
                     active: live.calls_active.load(Ordering::Relaxed),
@@ -248,12 +251,18 @@ impl Report {
         let mut generator = GeneratorReport {
             cpu_pct: thread_pct(a.own_cpu, b.own_cpu),
             sip_thread_pct: thread_pct(a.sip_cpu, b.sip_cpu),
-            rtp_thread_pct: thread_pct(a.rtp_cpu, b.rtp_cpu),
+            // The busiest media thread: the one that would limit the run.
+            rtp_thread_pct: a
+                .rtp_cpu
+                .iter()
+                .zip(&b.rtp_cpu)
+                .map(|(&x, &y)| thread_pct(x, y))
+                .fold(0.0, f64::max),
             ..Default::default()
         };
         for (name, v) in [
             ("SIP thread", generator.sip_thread_pct),
-            ("RTP thread", generator.rtp_thread_pct),
+            ("an RTP thread", generator.rtp_thread_pct),
         ] {
             if v > 90.0 {
                 generator.limited = true;

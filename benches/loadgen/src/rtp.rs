@@ -1,6 +1,9 @@
-//! The media thread: sends G.711-sized RTP for every active stream from a
-//! timer wheel (one slot per millisecond), receives what the relay forwards,
-//! and measures loss, one-way latency and start clipping from the payload.
+//! The media threads: send G.711-sized RTP for every active stream from a
+//! timer wheel (one slot per millisecond), receive what the relay forwards,
+//! and measure loss, one-way latency and start clipping from the payload.
+//! Each thread owns every n-th socket; a stream is sent by the thread owning
+//! its socket and counted as received by the thread owning the socket it
+//! arrives on, and the per-thread outcomes are summed at the end.
 //!
 //! Payload layout after the 12-byte RTP header (160 bytes in all): magic,
 //! sender stream id, packet index, 4 spare bytes, send time (monotonic ns).
@@ -11,7 +14,7 @@ use crate::net::{wait_readable, RecvBatch, SendBatch};
 use crate::stats::{gettid, Histogram};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, SendError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,6 +22,8 @@ use std::time::Duration;
 pub const HEADER: usize = 12;
 pub const PAYLOAD: usize = 160;
 const MAGIC: &[u8; 4] = b"LGEN";
+/// Stream ids above this are not ours (a corrupted or foreign payload).
+const MAX_STREAMS: usize = 1 << 22;
 
 pub enum Cmd {
     /// Start sending stream `id` from socket `sock` to `dest`.
@@ -27,9 +32,16 @@ pub enum Cmd {
         sock: usize,
         dest: SocketAddr,
     },
-    /// Stop sending (received packets are still counted).
-    Stop { id: u32 },
+    /// Stop sending stream `id` of socket `sock` (received packets are still counted).
+    Stop { id: u32, sock: usize },
+    /// Send one short non-RTP datagram from socket `sock` to `dest`, so a
+    /// relay that latches on the first packet learns this leg's address
+    /// before the counted stream starts.
+    Probe { sock: usize, dest: SocketAddr },
 }
+
+/// Most media threads a run may use (the sampler keeps one CPU figure each).
+pub const MAX_THREADS: usize = 4;
 
 /// Counters read live by the sampler.
 #[derive(Default)]
@@ -37,7 +49,40 @@ pub struct Shared {
     pub tx: AtomicU64,
     pub rx: AtomicU64,
     pub done: AtomicBool,
-    pub tid: AtomicU32,
+    /// Thread ids of the media threads (0 until started).
+    pub tids: [AtomicU32; MAX_THREADS],
+}
+
+/// Sends commands to the media thread owning the socket they name.
+#[derive(Clone)]
+pub struct CmdTx {
+    threads: Vec<Sender<Cmd>>,
+}
+
+impl CmdTx {
+    pub fn send(&self, cmd: Cmd) -> Result<(), SendError<Cmd>> {
+        let n = self.threads.len();
+        // Thread t owns sockets t, t + n, t + 2n, ...; it indexes them by i / n.
+        let (t, cmd) = match cmd {
+            Cmd::Start { id, sock, dest } => (
+                sock % n,
+                Cmd::Start {
+                    id,
+                    sock: sock / n,
+                    dest,
+                },
+            ),
+            Cmd::Stop { id, sock } => (sock % n, Cmd::Stop { id, sock: sock / n }),
+            Cmd::Probe { sock, dest } => (
+                sock % n,
+                Cmd::Probe {
+                    sock: sock / n,
+                    dest,
+                },
+            ),
+        };
+        self.threads[t].send(cmd)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,39 +115,86 @@ pub struct Outcome {
 }
 
 pub struct Handle {
-    pub tx: Sender<Cmd>,
+    pub tx: CmdTx,
     pub shared: Arc<Shared>,
     pub addrs: Vec<SocketAddr>,
-    pub join: JoinHandle<Outcome>,
+    joins: Vec<JoinHandle<Outcome>>,
 }
 
-/// Starts the media thread over `socks`; packets every `interval_ms`.
-pub fn spawn(socks: Vec<UdpSocket>, interval_ms: u32) -> std::io::Result<Handle> {
+impl Handle {
+    /// Waits for every media thread (after `shared.done` is set) and sums
+    /// their outcomes.
+    pub fn finish(self) -> Result<Outcome, &'static str> {
+        let mut all = Outcome {
+            streams: Vec::new(),
+            latency: Histogram::default(),
+            send_lag: Histogram::default(),
+            send_dropped: 0,
+            foreign: 0,
+        };
+        for j in self.joins {
+            let o = j.join().map_err(|_| "media thread panicked")?;
+            if all.streams.len() < o.streams.len() {
+                all.streams.resize(o.streams.len(), StreamStats::default());
+            }
+            for (a, b) in all.streams.iter_mut().zip(&o.streams) {
+                a.sent += b.sent;
+                a.received += b.received;
+                a.first_rx_index = match (a.first_rx_index, b.first_rx_index) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+            }
+            all.latency.merge(&o.latency);
+            all.send_lag.merge(&o.send_lag);
+            all.send_dropped += o.send_dropped;
+            all.foreign += o.foreign;
+        }
+        Ok(all)
+    }
+}
+
+/// Starts `threads` media threads (at most `MAX_THREADS`) sharing `socks`;
+/// packets every `interval_ms`.
+pub fn spawn(socks: Vec<UdpSocket>, interval_ms: u32, threads: usize) -> std::io::Result<Handle> {
     let addrs = socks
         .iter()
         .map(|s| s.local_addr())
         .collect::<Result<Vec<_>, _>>()?;
-    let (tx, rx) = std::sync::mpsc::channel();
+    let n = threads.clamp(1, MAX_THREADS).min(socks.len().max(1));
+    let mut owned: Vec<Vec<UdpSocket>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, s) in socks.into_iter().enumerate() {
+        owned[i % n].push(s);
+    }
     let shared = Arc::new(Shared::default());
-    let sh = shared.clone();
-    let join = std::thread::Builder::new()
-        .name("loadgen-rtp".into())
-        .spawn(move || run(socks, interval_ms.max(1), rx, sh))?;
+    let mut senders = Vec::new();
+    let mut joins = Vec::new();
+    for (t, socks) in owned.into_iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sh = shared.clone();
+        joins.push(
+            std::thread::Builder::new()
+                .name(format!("loadgen-rtp{t}"))
+                .spawn(move || run(t, socks, interval_ms.max(1), rx, sh))?,
+        );
+        senders.push(tx);
+    }
     Ok(Handle {
-        tx,
+        tx: CmdTx { threads: senders },
         shared,
         addrs,
-        join,
+        joins,
     })
 }
 
 fn run(
+    thread: usize,
     socks: Vec<UdpSocket>,
     interval_ms: u32,
     cmds: Receiver<Cmd>,
     shared: Arc<Shared>,
 ) -> Outcome {
-    shared.tid.store(gettid(), Ordering::Relaxed);
+    shared.tids[thread].store(gettid(), Ordering::Relaxed);
     let slots = interval_ms as u64;
     let mut wheel: Vec<Vec<u32>> = vec![Vec::new(); slots as usize];
     let mut streams: Vec<Stream> = Vec::new();
@@ -136,9 +228,15 @@ fn run(
                         wheel[((tick_ms + u64::from(id)) % slots) as usize].push(id);
                     }
                 }
-                Ok(Cmd::Stop { id }) => {
+                Ok(Cmd::Stop { id, .. }) => {
                     if let Some(s) = streams.get_mut(id as usize) {
                         s.sending = false;
+                    }
+                }
+                Ok(Cmd::Probe { sock, dest }) => {
+                    if let Some(s) = socks.get(sock) {
+                        // Best effort: a lost probe shows up as stream loss.
+                        let _ = s.send_to(b"latch", dest);
                     }
                 }
                 Err(TryRecvError::Empty) => break,
@@ -219,10 +317,16 @@ fn run(
                     let mut sb = [0u8; 8];
                     sb.copy_from_slice(&d[HEADER + 16..HEADER + 24]);
                     let sent_at = u64::from_be_bytes(sb);
-                    let Some(s) = streams.get_mut(id) else {
+                    // The sender may be another thread: grow on demand, within
+                    // what a run can number.
+                    if id >= MAX_STREAMS {
                         out.foreign += 1;
                         continue;
-                    };
+                    }
+                    if streams.len() <= id {
+                        streams.resize_with(id + 1, Stream::default);
+                    }
+                    let s = &mut streams[id];
                     s.stats.received += 1;
                     if s.stats.first_rx_index.is_none() {
                         s.stats.first_rx_index = Some(index);

@@ -38,6 +38,18 @@ pub struct Percentiles {
 }
 
 impl Histogram {
+    /// Adds `other`'s samples to this one.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.fine.iter_mut().zip(&other.fine) {
+            *a += b;
+        }
+        for (a, b) in self.coarse.iter_mut().zip(&other.coarse) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
     pub fn record_us(&mut self, us: u64) {
         if us < FINE {
             self.fine[us as usize] += 1;
