@@ -168,7 +168,7 @@ impl HeaderName {
         // Dispatch on length and first letter so that a lookup costs one
         // or two comparisons (and builds no table at run time).
         let first = b.first()?.to_ascii_lowercase();
-        let is = |name: &str| name.as_bytes().eq_ignore_ascii_case(b);
+        let is = |name: &str| eq_fold(b, name.as_bytes());
         Some(match (b.len(), first) {
             (2, b't') if is("to") => HeaderName::To,
             (3, b'v') if is("via") => HeaderName::Via,
@@ -246,6 +246,16 @@ impl HeaderName {
         }
     }
 
+    /// The name as written on the wire: [`HeaderName::as_str`] without a
+    /// UTF-8 check for the (ASCII token) names the parser produces.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderName::Other(b) if b.is_ascii() => b,
+            n => n.as_str().as_bytes(),
+        }
+    }
+
     /// True for an extension header with this name (case-insensitive).
     pub fn is(&self, name: &str) -> bool {
         self.as_str().eq_ignore_ascii_case(name)
@@ -255,6 +265,51 @@ impl HeaderName {
 impl fmt::Display for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// `b` equals the lower-case `lower` ignoring ASCII case, compared a word at
+/// a time. `lower` holds lower-case letters and other non-letters (`-`):
+/// bit 0x40 marks its letters, whose 0x20 bit is then forced on `b`'s side.
+#[inline(always)]
+fn eq_fold(b: &[u8], lower: &[u8]) -> bool {
+    let n = lower.len();
+    if b.len() != n {
+        return false;
+    }
+    if n >= 8 {
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&s[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let same = |at: usize| {
+            let y = word(lower, at);
+            word(b, at) | ((y & 0x4040_4040_4040_4040) >> 1) == y
+        };
+        let mut at = 0;
+        while at + 8 < n {
+            if !same(at) {
+                return false;
+            }
+            at += 8;
+        }
+        same(n - 8)
+    } else if n >= 4 {
+        let word = |s: &[u8], at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&s[at..at + 4]);
+            u32::from_le_bytes(w)
+        };
+        let same = |at: usize| {
+            let y = word(lower, at);
+            word(b, at) | ((y & 0x4040_4040) >> 1) == y
+        };
+        same(0) && same(n - 4)
+    } else {
+        b.iter()
+            .zip(lower)
+            .all(|(&x, &y)| x | ((y & 0x40) >> 1) == y)
     }
 }
 
@@ -376,6 +431,7 @@ impl Message {
     }
 
     /// The first header with this name.
+    #[inline]
     pub fn header(&self, name: &HeaderName) -> Option<&Bytes> {
         self.headers
             .iter()
@@ -464,6 +520,7 @@ impl Message {
     // ----- typed access to the headers every layer needs -----
 
     /// The topmost Via (the first value of the first Via line).
+    #[inline]
     pub fn top_via(&self) -> Result<Via, ParseError> {
         let line = self
             .header(&HeaderName::Via)
@@ -488,6 +545,7 @@ impl Message {
         Ok(out)
     }
 
+    #[inline]
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
         CSeq::parse(
             self.header(&HeaderName::CSeq)
@@ -495,11 +553,13 @@ impl Message {
         )
     }
 
+    #[inline]
     pub fn call_id(&self) -> Result<&Bytes, ParseError> {
         self.header(&HeaderName::CallId)
             .ok_or(ParseError::Missing("Call-ID"))
     }
 
+    #[inline]
     pub fn from_hdr(&self) -> Result<NameAddr, ParseError> {
         NameAddr::parse(
             self.header(&HeaderName::From)
@@ -507,6 +567,7 @@ impl Message {
         )
     }
 
+    #[inline]
     pub fn to_hdr(&self) -> Result<NameAddr, ParseError> {
         NameAddr::parse(
             self.header(&HeaderName::To)
@@ -544,6 +605,11 @@ impl Message {
     /// written from the body (any stale header is skipped).
     pub fn write_to(&self, out: &mut BytesMut) {
         out.reserve(self.estimated_len());
+        self.write_reserved(out);
+    }
+
+    /// [`Message::write_to`] once `out` has room.
+    fn write_reserved(&self, out: &mut BytesMut) {
         match &self.start {
             StartLine::Request(r) => {
                 out.put_slice(r.method.as_str().as_bytes());
@@ -564,7 +630,7 @@ impl Message {
             if h.name == HeaderName::ContentLength {
                 continue;
             }
-            out.put_slice(h.name.as_str().as_bytes());
+            out.put_slice(h.name.as_bytes());
             out.put_slice(b": ");
             out.put_slice(&h.value);
             out.put_slice(b"\r\n");
@@ -587,7 +653,7 @@ impl Message {
             .headers
             .iter()
             .filter(|h| h.name != HeaderName::ContentLength)
-            .map(|h| h.name.as_str().len() + 2 + h.value.len() + 2)
+            .map(|h| h.name.as_bytes().len() + 2 + h.value.len() + 2)
             .sum();
         let content_length = 16 + crate::uri::digits(self.body.len() as u32) + 4;
         start + headers + content_length + self.body.len()
@@ -595,14 +661,14 @@ impl Message {
 
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.estimated_len());
-        self.write_to(&mut out);
+        self.write_reserved(&mut out);
         out.freeze()
     }
 
     fn estimated_len(&self) -> usize {
         let mut n = 64 + self.body.len();
         for h in &self.headers {
-            n += h.name.as_str().len() + h.value.len() + 4;
+            n += h.name.as_bytes().len() + h.value.len() + 4;
         }
         n
     }

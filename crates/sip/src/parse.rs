@@ -3,7 +3,7 @@
 //! line folding forces a copy.
 
 use bytes::Bytes;
-use memchr::{memchr, memchr2, memchr3, memmem};
+use memchr::{memchr, memchr3, memmem};
 use thiserror::Error;
 
 use crate::header::{CSeq, NameAddr, Params, Via};
@@ -83,6 +83,15 @@ static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
 /// RFC 3261 `token` characters.
 pub fn is_token(c: u8) -> bool {
     TOKEN[c as usize]
+}
+
+/// The end of the run of `t` octets in `b` from `from`.
+#[inline(always)]
+fn run(b: &[u8], from: usize, t: &[bool; 256]) -> usize {
+    b[from..]
+        .iter()
+        .position(|&c| !t[c as usize])
+        .map_or(b.len(), |p| from + p)
 }
 
 fn all_in(b: &[u8], t: &[bool; 256]) -> bool {
@@ -170,15 +179,18 @@ pub fn parse_u32(b: &[u8]) -> Option<u32> {
 
 /// Parses one message from a datagram or a framed stream chunk. Octets after
 /// the body (as given by Content-Length) are ignored (RFC 4475 §3.1.1.8).
-#[inline]
 pub fn parse_message(buf: &Bytes) -> Result<Message, ParseError> {
-    let (msg, _) = parse_message_len(buf)?;
-    Ok(msg)
+    parse_message_inner(buf).map(|(msg, _)| msg)
 }
 
 /// A header line in the making: offsets into the buffer.
 struct Pending {
     start: usize,
+    /// End of the name (a token), valid when `name_ok`.
+    name_end: usize,
+    /// False when the text before the colon is not a token: refused once the
+    /// header is complete, as every other header error.
+    name_ok: bool,
     colon: usize,
     end: usize,
     folded: bool,
@@ -186,6 +198,11 @@ struct Pending {
 
 /// Parses one message and returns how many octets it used.
 pub fn parse_message_len(buf: &Bytes) -> Result<(Message, usize), ParseError> {
+    parse_message_inner(buf)
+}
+
+#[inline(always)]
+fn parse_message_inner(buf: &Bytes) -> Result<(Message, usize), ParseError> {
     let data: &[u8] = buf;
     // Skip leading CRLFs (keep-alives, RFC 3261 §7.5).
     let mut pos = 0;
@@ -195,19 +212,20 @@ pub fn parse_message_len(buf: &Bytes) -> Result<(Message, usize), ParseError> {
     let line_end = next_line(data, pos)?;
     let start = parse_start_line(buf, pos, line_end)?;
 
-    let mut headers = Vec::with_capacity(16);
+    // 14 headers cover common requests and keep the allocation (14 x 72
+    // octets) within the allocator's small-size fast path.
+    let mut headers = Vec::with_capacity(14);
     let mut content_length: Option<usize> = None;
     let mut pending: Option<Pending> = None;
     let mut i = line_end + 2;
     let body_start = loop {
-        let end = next_line(data, i)?;
-        if end == i {
-            if let Some(p) = pending.take() {
-                finish_header(buf, p, &mut headers, &mut content_length)?;
-            }
-            break end + 2;
-        }
-        if is_ws(data[i]) {
+        // A header line starts with `token *WSP ":"`: scanned first, so that
+        // the search for the line end starts after the colon.
+        let ne = run(data, i, &TOKEN);
+        let colon = skip_ws(data, ne);
+        let name_ok = ne > i && data.get(colon) == Some(&b':');
+        let end = next_line(data, if name_ok { colon + 1 } else { i })?;
+        if end != i && is_ws(data[i]) {
             // A continuation line (folding, RFC 3261 §7.3.1).
             match pending.as_mut() {
                 Some(p) => {
@@ -217,12 +235,24 @@ pub fn parse_message_len(buf: &Bytes) -> Result<(Message, usize), ParseError> {
                 None => return Err(ParseError::HeaderLine),
             }
         } else {
+            // A new line or the empty one: the header before it is complete.
             if let Some(p) = pending.take() {
                 finish_header(buf, p, &mut headers, &mut content_length)?;
             }
-            let colon = find_byte(b':', &data[i..end]).ok_or(ParseError::HeaderLine)? + i;
+            if end == i {
+                break end + 2;
+            }
+            // Without a token name this is still a header line if it has a
+            // colon (refused when complete, as other bad headers).
+            let colon = if name_ok {
+                colon
+            } else {
+                find_byte(b':', &data[i..end]).ok_or(ParseError::HeaderLine)? + i
+            };
             pending = Some(Pending {
                 start: i,
+                name_end: ne,
+                name_ok,
                 colon,
                 end,
                 folded: false,
@@ -247,9 +277,10 @@ pub fn parse_message_len(buf: &Bytes) -> Result<(Message, usize), ParseError> {
 
 /// The offset of the CR of the CRLF that ends the line starting at `from`.
 /// A bare LF or CR is refused.
+#[inline]
 fn next_line(data: &[u8], from: usize) -> Result<usize, ParseError> {
     let rest = &data[from..];
-    let cr = memchr2(b'\r', b'\n', rest).ok_or(ParseError::Incomplete)?;
+    let cr = find_cr_or_lf(rest).ok_or(ParseError::Incomplete)?;
     match rest.get(cr..cr + 2) {
         Some(b"\r\n") => Ok(from + cr),
         None if rest[cr] == b'\r' => Err(ParseError::Incomplete),
@@ -257,38 +288,70 @@ fn next_line(data: &[u8], from: usize) -> Result<usize, ParseError> {
     }
 }
 
+/// The first CR or LF, eight octets at a time: header lines are a few dozen
+/// octets, too short for a vectorised search to pay for its set-up.
+#[inline]
+fn find_cr_or_lf(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    // Has-zero-byte test: exact for the lowest matching octet, which is all
+    // we read (higher bits may be false positives after a borrow).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let eol = |c: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let v = u64::from_le_bytes(w);
+        zero(v ^ CRS) | zero(v ^ LFS)
+    };
+    let mut chunks = b.chunks_exact(16);
+    let mut off = 0;
+    for c in &mut chunks {
+        let (lo, hi) = (eol(&c[..8]), eol(&c[8..]));
+        if lo | hi != 0 {
+            let at = if lo != 0 {
+                lo.trailing_zeros()
+            } else {
+                64 + hi.trailing_zeros()
+            };
+            return Some(off + (at / 8) as usize);
+        }
+        off += 16;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'\r' || c == b'\n')
+        .map(|p| off + p)
+}
+
+#[inline(always)]
 fn finish_header(
     buf: &Bytes,
     p: Pending,
     headers: &mut Vec<Header>,
     content_length: &mut Option<usize>,
 ) -> Result<(), ParseError> {
-    let data: &[u8] = buf;
-    let mut ne = p.colon;
-    while ne > p.start && is_ws(data[ne - 1]) {
-        ne -= 1;
+    if !p.name_ok {
+        return Err(ParseError::HeaderLine);
     }
-    let name_raw = &data[p.start..ne];
-    // A known name is a token by construction: check only the others.
-    let name = match HeaderName::lookup(name_raw) {
+    let data: &[u8] = buf;
+    let name = match HeaderName::lookup(&data[p.start..p.name_end]) {
         Some(n) => n,
-        None if !name_raw.is_empty() && all_in(name_raw, &TOKEN) => {
-            HeaderName::Other(buf.slice(p.start..ne))
-        }
-        None => return Err(ParseError::HeaderLine),
+        None => HeaderName::Other(common_name_or_slice(buf, p.start, p.name_end)),
     };
     let value = if p.folded {
         Bytes::from(unfold(&data[p.colon + 1..p.end]))
     } else {
-        let raw = &data[p.colon + 1..p.end];
-        let s = skip_ws(raw, 0);
-        let mut e = raw.len();
-        while e > s && is_ws(raw[e - 1]) {
+        let s = skip_ws(&data[..p.end], p.colon + 1);
+        let mut e = p.end;
+        while e > s && is_ws(data[e - 1]) {
             e -= 1;
         }
-        buf.slice(p.colon + 1 + s..p.colon + 1 + e)
+        buf.slice(s..e)
     };
-    if name == HeaderName::ContentLength {
+    if matches!(name, HeaderName::ContentLength) {
         if content_length.is_some() {
             return Err(ParseError::ContentLength);
         }
@@ -383,11 +446,20 @@ fn parse_start_line(buf: &Bytes, from: usize, to: usize) -> Result<StartLine, Pa
     }))
 }
 
+/// `src.slice_ref(part)` without its bounds re-check: `part` is always a
+/// part of `src` here (a debug build still checks).
+#[inline]
+fn sub(src: &Bytes, part: &[u8]) -> Bytes {
+    let start = part.as_ptr() as usize - src.as_ptr() as usize;
+    debug_assert!(start + part.len() <= src.len());
+    src.slice(start..start + part.len())
+}
+
 /// A method from a part of `src`, sliced only for extension methods.
 fn method_in(src: &Bytes, m: &[u8]) -> Method {
     match Method::from_bytes_known(m) {
         Some(k) => k,
-        None => Method::Other(src.slice_ref(m)),
+        None => Method::Other(sub(src, m)),
     }
 }
 
@@ -495,7 +567,36 @@ fn common_or_slice(src: &Bytes, b: &[u8]) -> Bytes {
         b"tcp" => b"tcp",
         b"tls" => b"tls",
         b"phone" => b"phone",
-        _ => return src.slice_ref(b),
+        _ => return sub(src, b),
+    };
+    Bytes::from_static(s)
+}
+
+/// An extension header name: a static `Bytes` (no reference count to touch)
+/// when it is, octet for octet, one that phones send on every request.
+#[inline]
+fn common_name_or_slice(buf: &Bytes, start: usize, end: usize) -> Bytes {
+    let s: &'static [u8] = match &buf[start..end] {
+        b"Allow-Events" => b"Allow-Events",
+        b"Session-Expires" => b"Session-Expires",
+        b"Min-SE" => b"Min-SE",
+        b"P-Asserted-Identity" => b"P-Asserted-Identity",
+        b"P-Preferred-Identity" => b"P-Preferred-Identity",
+        b"Remote-Party-ID" => b"Remote-Party-ID",
+        b"Subject" => b"Subject",
+        b"Reason" => b"Reason",
+        b"Refer-To" => b"Refer-To",
+        b"Referred-By" => b"Referred-By",
+        b"Replaces" => b"Replaces",
+        b"Diversion" => b"Diversion",
+        b"Retry-After" => b"Retry-After",
+        b"Call-Info" => b"Call-Info",
+        b"Alert-Info" => b"Alert-Info",
+        b"Organization" => b"Organization",
+        b"Path" => b"Path",
+        b"RSeq" => b"RSeq",
+        b"RAck" => b"RAck",
+        _ => return buf.slice(start..end),
     };
     Bytes::from_static(s)
 }
@@ -503,7 +604,12 @@ fn common_or_slice(src: &Bytes, b: &[u8]) -> Bytes {
 /// Parses `*(SEMI generic-param)` with LWS allowed around `;` and `=`;
 /// values are tokens, hosts or quoted strings (quotes kept).
 pub(crate) fn parse_params(src: &Bytes, b: &[u8]) -> Result<Params, ParseError> {
-    let mut out = Vec::new();
+    // Room for the usual few parameters up front, not grown one by one.
+    let mut out = if b.is_empty() {
+        Vec::new()
+    } else {
+        Vec::with_capacity(4)
+    };
     let mut i = skip_ws(b, 0);
     while i < b.len() {
         if b[i] != b';' {
@@ -511,9 +617,7 @@ pub(crate) fn parse_params(src: &Bytes, b: &[u8]) -> Result<Params, ParseError> 
         }
         i = skip_ws(b, i + 1);
         let ns = i;
-        while i < b.len() && TOKEN[b[i] as usize] {
-            i += 1;
-        }
+        i = run(b, i, &TOKEN);
         if ns == i {
             return Err(ParseError::Uri);
         }
@@ -532,14 +636,12 @@ pub(crate) fn parse_params(src: &Bytes, b: &[u8]) -> Result<Params, ParseError> 
                     return Err(ParseError::Uri);
                 }
             } else {
-                while i < b.len() && TOKEN[b[i] as usize] {
-                    i += 1;
-                }
+                i = run(b, i, &TOKEN);
                 if vs == i {
                     return Err(ParseError::Uri);
                 }
             }
-            value = Some(src.slice_ref(&b[vs..i]));
+            value = Some(sub(src, &b[vs..i]));
             i = skip_ws(b, i);
         }
         out.push((name, value));
@@ -583,6 +685,103 @@ pub fn parse_uri(b: &Bytes) -> Result<Uri, ParseError> {
 /// of `src` without an intermediate `Bytes` for the URI itself.
 #[inline]
 fn parse_uri_in(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
+    match simple_sip_uri(src, b) {
+        Some(uri) => Ok(uri),
+        None => parse_uri_general(src, b),
+    }
+}
+
+/// The common shape `sip:[user@]host[:port][;name[=value]]*`, in one pass:
+/// lower-case scheme, no escapes, no password, no IPv6 reference, no
+/// `?headers`. `None` hands anything else (valid or not) to
+/// [`parse_uri_general`], so the two always agree.
+#[inline]
+fn simple_sip_uri(src: &Bytes, b: &[u8]) -> Option<Uri> {
+    let rest = b.strip_prefix(b"sip:")?;
+    // Userinfo: `user` characters up to the first '@' (USER without '%',
+    // so no escape needs checking; a ':' means a password or a port).
+    let u = rest
+        .iter()
+        .position(|&c| !USER[c as usize] || c == b'%')
+        .unwrap_or(rest.len());
+    let (user, hp) = if rest.get(u) == Some(&b'@') {
+        if u == 0 {
+            return None;
+        }
+        (Some(&rest[..u]), &rest[u + 1..])
+    } else if find_byte(b'@', &rest[u..]).is_some() {
+        return None;
+    } else {
+        (None, rest)
+    };
+    let h = hp
+        .iter()
+        .position(|&c| !HOST[c as usize])
+        .unwrap_or(hp.len());
+    if h == 0 {
+        return None;
+    }
+    let mut i = h;
+    let mut port = None;
+    if hp.get(i) == Some(&b':') {
+        let ps = i + 1;
+        i = ps;
+        while i < hp.len() && hp[i].is_ascii_digit() {
+            i += 1;
+        }
+        port = Some(parse_port(&hp[ps..i])?);
+    }
+    let params = &hp[i..];
+    let mut list = Vec::new();
+    if !params.is_empty() {
+        list.reserve_exact(4);
+        // `;name[=value]` with PARAMCHAR names and values, none empty.
+        let mut j = 0;
+        while j < params.len() {
+            if params[j] != b';' {
+                return None;
+            }
+            let ns = j + 1;
+            j = ns + paramchars(&params[ns..]);
+            if j == ns {
+                return None;
+            }
+            let name = common_or_slice(src, &params[ns..j]);
+            let value = if params.get(j) == Some(&b'=') {
+                let vs = j + 1;
+                j = vs + paramchars(&params[vs..]);
+                if j == vs {
+                    return None;
+                }
+                Some(common_or_slice(src, &params[vs..j]))
+            } else {
+                None
+            };
+            list.push((name, value));
+        }
+    }
+    Some(Uri {
+        scheme: Scheme::Sip,
+        user: user.map(|u| sub(src, u)),
+        password: None,
+        host: sub(src, &hp[..h]),
+        port,
+        params: Params(list),
+        headers: None,
+        opaque: None,
+    })
+}
+
+/// The length of the run of PARAMCHAR octets (escapes excluded) at the start of `b`.
+#[inline]
+fn paramchars(b: &[u8]) -> usize {
+    b.iter()
+        .position(|&c| !PARAMCHAR[c as usize] || c == b'%')
+        .unwrap_or(b.len())
+}
+
+/// Any URI, to the full grammar (see [`parse_uri`]).
+fn parse_uri_general(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
     let colon = find_byte(b':', b).ok_or(ParseError::Uri)?;
     let scheme_raw = &b[..colon];
     if scheme_raw.is_empty() || !scheme_raw[0].is_ascii_alphabetic() || !all_in(scheme_raw, &SCHEME)
@@ -596,7 +795,7 @@ fn parse_uri_in(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
     } else if scheme_raw.eq_ignore_ascii_case(b"tel") {
         Scheme::Tel
     } else {
-        Scheme::Other(src.slice_ref(&b[..colon]))
+        Scheme::Other(sub(src, &b[..colon]))
     };
     let rest = &b[colon + 1..];
     if !matches!(scheme, Scheme::Sip | Scheme::Sips) {
@@ -611,7 +810,7 @@ fn parse_uri_in(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
             port: None,
             params: Params::default(),
             headers: None,
-            opaque: Some(src.slice_ref(rest)),
+            opaque: Some(sub(src, rest)),
         });
     }
     // No '@' may appear outside the userinfo, so the first one ends it.
@@ -630,11 +829,7 @@ fn parse_uri_in(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
                     return Err(ParseError::Uri);
                 }
             }
-            (
-                Some(src.slice_ref(u)),
-                p.map(|p| src.slice_ref(p)),
-                &rest[at + 1..],
-            )
+            (Some(sub(src, u)), p.map(|p| sub(src, p)), &rest[at + 1..])
         }
         None => (None, None, rest),
     };
@@ -644,7 +839,7 @@ fn parse_uri_in(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
             if h.is_empty() || !all_in(h, &HNV) || !escapes_ok(h) {
                 return Err(ParseError::Uri);
             }
-            (&hp[..q], Some(src.slice_ref(h)))
+            (&hp[..q], Some(sub(src, h)))
         }
         None => (hp, None),
     };
@@ -657,7 +852,7 @@ fn parse_uri_in(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
         scheme,
         user,
         password,
-        host: src.slice_ref(host),
+        host: sub(src, host),
         port,
         params: parse_uri_params(src, params)?,
         headers,
@@ -677,10 +872,17 @@ fn valid_host(h: &[u8]) -> bool {
 }
 
 fn parse_port(p: &[u8]) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 || !p.iter().all(u8::is_ascii_digit) {
+    if p.is_empty() || p.len() > 5 {
         return None;
     }
-    u16::try_from(parse_u32(p)?).ok()
+    let mut n: u32 = 0;
+    for &c in p {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(c - b'0');
+    }
+    u16::try_from(n).ok()
 }
 
 /// `host [":" port]` with no white space.
@@ -710,18 +912,63 @@ fn split_host_port(hp: &[u8]) -> Option<(&[u8], Option<u16>)> {
 
 // ----- typed headers -----
 
-fn token_at(b: &[u8], mut i: usize) -> (usize, usize) {
-    let s = i;
-    while i < b.len() && TOKEN[b[i] as usize] {
-        i += 1;
-    }
-    (s, i)
+fn token_at(b: &[u8], i: usize) -> (usize, usize) {
+    (i, run(b, i, &TOKEN))
 }
 
 /// One Via value: `sent-protocol LWS sent-by *(SEMI via-params)`, with LWS
 /// allowed around `/` and `:`.
 #[inline]
 pub fn parse_via(b: &Bytes) -> Result<Via, ParseError> {
+    match simple_via(b) {
+        Some(via) => via,
+        None => parse_via_general(b),
+    }
+}
+
+/// The usual `SIP/2.0/UDP host[:port][;params]` in one pass. `None` hands
+/// any other spacing or an IPv6 sent-by to [`parse_via_general`].
+#[inline]
+fn simple_via(b: &Bytes) -> Option<Result<Via, ParseError>> {
+    let t: &[u8] = b;
+    let rest = t.strip_prefix(b"SIP/2.0/")?;
+    let ts = 8;
+    let te = ts + run(rest, 0, &TOKEN);
+    if te == ts || t.get(te) != Some(&b' ') {
+        return None;
+    }
+    let hs = te + 1;
+    let he = run(t, hs, &HOST);
+    if he == hs {
+        return None;
+    }
+    let mut i = he;
+    let mut port = None;
+    if t.get(i) == Some(&b':') {
+        let ps = i + 1;
+        i = ps
+            + t[ps..]
+                .iter()
+                .position(|c| !c.is_ascii_digit())
+                .unwrap_or(t.len() - ps);
+        port = Some(parse_port(&t[ps..i])?);
+    }
+    if !matches!(t.get(i), None | Some(b';')) {
+        return None;
+    }
+    Some(match parse_params(b, &t[i..]) {
+        Ok(params) => Ok(Via {
+            transport: common_or_slice(b, &t[ts..te]),
+            host: b.slice(hs..he),
+            port,
+            params,
+        }),
+        Err(_) => Err(ParseError::Invalid("Via".into())),
+    })
+}
+
+/// [`parse_via`] to the full grammar.
+fn parse_via_general(b: &Bytes) -> Result<Via, ParseError> {
     let bad = || ParseError::Invalid("Via".into());
     let t: &[u8] = b;
     let mut i = skip_ws(t, 0);
@@ -756,9 +1003,7 @@ pub fn parse_via(b: &Bytes) -> Result<Via, ParseError> {
     if t.get(i) == Some(&b'[') {
         i = find_byte(b']', &t[i..]).ok_or_else(bad)? + i + 1;
     } else {
-        while i < t.len() && HOST[t[i] as usize] {
-            i += 1;
-        }
+        i = run(t, i, &HOST);
     }
     let he = i;
     if !valid_host(&t[hs..he]) {
@@ -789,11 +1034,18 @@ pub fn parse_cseq(b: &Bytes) -> Result<CSeq, ParseError> {
     let t: &[u8] = b;
     let s = skip_ws(t, 0);
     let mut i = s;
+    let mut seq: u32 = 0;
     while i < t.len() && t[i].is_ascii_digit() {
+        // Leading zeros are allowed; the value may not pass MAX_CSEQ
+        // (checked on each digit, so the u64 never overflows).
+        let n = u64::from(seq) * 10 + u64::from(t[i] - b'0');
+        seq = match u32::try_from(n) {
+            Ok(n) if n <= MAX_CSEQ => n,
+            _ => return Err(bad()),
+        };
         i += 1;
     }
-    let seq = parse_u32(&t[s..i]).ok_or_else(bad)?;
-    if seq > MAX_CSEQ {
+    if i == s {
         return Err(bad());
     }
     let ms = skip_ws(t, i);
@@ -852,11 +1104,12 @@ pub fn parse_name_addr(b: &Bytes) -> Result<NameAddr, ParseError> {
     match lt {
         Some(lt) => {
             let gt = find_byte(b'>', &t[lt..]).ok_or_else(bad)? + lt;
-            let uri = parse_uri_in(b, &t[lt + 1..gt]).map_err(|_| bad())?;
+            // Parameters first: the URI, the largest part, is then built
+            // straight into the result.
             let params = parse_params(b, &t[gt + 1..]).map_err(|_| bad())?;
             Ok(NameAddr {
                 display,
-                uri,
+                uri: parse_uri_in(b, &t[lt + 1..gt]).map_err(|_| bad())?,
                 params,
             })
         }
@@ -1093,6 +1346,134 @@ mod tests {
         assert!(v("SIP/2.0/UDP host;branch=a]b").is_err());
         assert!(v("SIP/2.0/UDPhost").is_err());
         assert!(v("SIP/3.0/UDP host").is_err());
+    }
+
+    #[test]
+    fn line_end_search_finds_the_first_cr_or_lf() {
+        for len in 0..40 {
+            assert_eq!(find_cr_or_lf(&vec![b'a'; len]), None, "{len}");
+            for at in 0..len {
+                for eol in [b'\r', b'\n'] {
+                    let mut v = vec![b'a'; len];
+                    // Octets one bit away from CR/LF must not match.
+                    for (k, c) in v.iter_mut().enumerate() {
+                        *c = [b'\x0c', b'\x0e', b'\x8d', b'\x0b', b'a'][k % 5];
+                    }
+                    v[at] = eol;
+                    if at + 1 < len {
+                        v[len - 1] = b'\r';
+                    }
+                    assert_eq!(find_cr_or_lf(&v), Some(at), "{len} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_names_fold_the_case_of_letters_only() {
+        assert_eq!(HeaderName::from_bytes(b"VIA"), HeaderName::Via);
+        assert_eq!(
+            HeaderName::from_bytes(b"content-LENGTH"),
+            HeaderName::ContentLength
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Proxy-Authorization"),
+            HeaderName::ProxyAuthorization
+        );
+        for other in [
+            &b"Content\rLength"[..],
+            b"Content_Length",
+            b"Call\x0dID",
+            b"Cseq ",
+            b"Viaa",
+        ] {
+            assert!(
+                matches!(HeaderName::from_bytes(other), HeaderName::Other(_)),
+                "{other:?}"
+            );
+        }
+        // A common extension name keeps its octets (from a static buffer).
+        let m = req(
+            "OPTIONS sip:b@example.com SIP/2.0",
+            "Allow-Events: talk\r\nallow-events: hold\r\n",
+            "",
+        )
+        .unwrap();
+        let names: Vec<&str> = m.headers.iter().map(|h| h.name.as_str()).collect();
+        assert!(
+            names.ends_with(&["Allow-Events", "allow-events"]),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn one_pass_uris_agree_with_the_full_grammar() {
+        let mut simple = 0;
+        for s in [
+            "sip:a@b",
+            "sip:101@pbx.example.com",
+            "sip:192.0.2.1:5060;lr",
+            "sip:h:65535",
+            "sip:h:00080;transport=udp;x",
+            "sip:a.b-c_d@h;p=1;q",
+            "sip:a;b=c@h",
+            "sip:h:65536",
+            "sip:h:",
+            "sip:h:123456",
+            "sip:@h",
+            "sip:a@",
+            "sip:a@h;",
+            "sip:a@h;;x",
+            "sip:a@h;=1",
+            "sip:a@h;x=",
+            "sip:a@h;x=1=2",
+            "sip:a@h?x=1",
+            "sip:a:pw@h",
+            "sip:%41@h",
+            "sip:a@h;x=%41",
+            "sip:a@[::1]:5060",
+            "sip:a@h x",
+            "sip:a@h@i",
+            "SIP:a@h",
+        ] {
+            let b = Bytes::from_static(s.as_bytes());
+            let full = parse_uri_general(&b, &b);
+            if let Some(u) = simple_sip_uri(&b, &b) {
+                simple += 1;
+                assert_eq!(Ok(u), full, "{s}");
+            }
+            assert_eq!(parse_uri(&b), full, "{s}");
+        }
+        assert_eq!(simple, 7);
+    }
+
+    #[test]
+    fn one_pass_vias_agree_with_the_full_grammar() {
+        let mut simple = 0;
+        for s in [
+            "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1;rport",
+            "SIP/2.0/TCP host",
+            "SIP/2.0/TLS h:5061;received=[::1]",
+            "SIP/2.0/UDP h:65536",
+            "SIP/2.0/UDP h:",
+            "SIP/2.0/UDP h;",
+            "SIP/2.0/UDP h ;branch=x",
+            "SIP/2.0/UDP h: 5060",
+            "SIP/2.0/UDP [::1]:5060",
+            "SIP/2.0/UDP  h",
+            "SIP/2.0/ h",
+            "SIP/2.0/UDP h;branch=a]b",
+            "sip/2.0/UDP h",
+        ] {
+            let b = Bytes::from_static(s.as_bytes());
+            let full = parse_via_general(&b);
+            if let Some(v) = simple_via(&b) {
+                simple += 1;
+                assert_eq!(v, full, "{s}");
+            }
+            assert_eq!(parse_via(&b), full, "{s}");
+        }
+        assert_eq!(simple, 5);
     }
 
     #[test]
