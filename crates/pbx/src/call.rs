@@ -60,7 +60,11 @@ pub(crate) enum BranchState {
 #[derive(Debug)]
 pub(crate) struct Branch {
     pub key: TxKey,
-    pub invite: Message,
+    /// The INVITE as sent, to CANCEL it or answer a challenge; dropped once
+    /// the branch has its final answer.
+    pub invite: Option<Box<Message>>,
+    /// The branch of the INVITE's Via, to recognise it coming back (loops).
+    pub via_branch: Bytes,
     pub peer: Peer,
     pub call_id: Bytes,
     pub state: BranchState,
@@ -103,13 +107,14 @@ pub(crate) struct Call {
     pub a: Leg,
     pub a_tag: String,
     pub a_invite_key: TxKey,
-    pub a_invite: Message,
+    /// The caller's INVITE, to build our responses; dropped once answered.
+    pub a_invite: Option<Box<Message>>,
     pub branches: Vec<Branch>,
     pub b: Option<Leg>,
     pub media: Option<media::Session>,
     pub pending_ack: Option<PendingAck>,
-    /// The last ACK sent per side, re-sent when a 2xx is retransmitted.
-    pub last_ack: [Option<(Message, Peer)>; 2],
+    /// The last ACK sent per side (as sent), re-sent when a 2xx is retransmitted.
+    pub last_ack: [Option<(Bytes, Peer)>; 2],
     pub started: Instant,
     /// The caller's and the callee's site, and the kbps reserved on each.
     pub sites: [admission::SiteId; 2],
@@ -142,7 +147,8 @@ impl Call {
     }
 }
 
-/// Why we started a client transaction.
+/// Why we started a client transaction. The messages are boxed so that the
+/// common variants do not pay for them in every slot of the table.
 #[derive(Debug)]
 pub(crate) enum ClientTx {
     /// A B-leg INVITE of a call.
@@ -152,15 +158,18 @@ pub(crate) enum ClientTx {
     Relayed {
         call: CallId,
         origin: TxKey,
-        origin_msg: Message,
+        origin_msg: Box<Message>,
         to_side: Side,
     },
     /// BYE or CANCEL we sent; the answer needs no action.
     Fire,
     /// A B-leg INVITE whose call is over: a 2xx it still gets is ACKed and BYEd.
-    Orphan { peer: Peer, cancel: Option<Message> },
+    Orphan {
+        peer: Peer,
+        cancel: Option<Box<Message>>,
+    },
     /// An unwanted 2xx was ACKed and BYEd; retransmissions get the ACK again.
-    Acked { ack: Message, peer: Peer },
+    Acked { ack: Box<Message>, peer: Peer },
 }
 
 fn side_idx(side: Side) -> usize {
@@ -321,24 +330,34 @@ impl Core {
 
         self.next_call += 1;
         self.stats.calls_started += 1;
-        let a_call_id = msg.call_id().cloned().unwrap_or_default();
+        // Copies: once answered the INVITE is dropped, and slices of it
+        // would keep its whole datagram for the call's life.
+        let a_call_id = msg
+            .call_id()
+            .map(|c| Bytes::copy_from_slice(c))
+            .unwrap_or_default();
         let a = Leg {
             call_id: a_call_id.clone(),
             local_hdr: with_tag(
                 msg.header(&HeaderName::To).cloned().unwrap_or_default(),
                 &a_tag,
             ),
-            remote_hdr: msg.header(&HeaderName::From).cloned().unwrap_or_default(),
-            remote_target: first_contact_uri(&msg).unwrap_or_else(|| {
-                Uri::sip(
-                    Some(caller.number()),
-                    &from.addr.ip().to_string(),
-                    Some(from.addr.port()),
-                )
-            }),
+            remote_hdr: msg
+                .header(&HeaderName::From)
+                .map(|f| Bytes::copy_from_slice(f))
+                .unwrap_or_default(),
+            remote_target: first_contact_uri(&msg)
+                .map(|u| detached_uri(&u))
+                .unwrap_or_else(|| {
+                    Uri::sip(
+                        Some(caller.number()),
+                        &from.addr.ip().to_string(),
+                        Some(from.addr.port()),
+                    )
+                }),
             route_set: msg
                 .headers_named(&HeaderName::RecordRoute)
-                .cloned()
+                .map(|r| Bytes::copy_from_slice(r))
                 .collect(),
             peer: first_contact_uri(&msg).map_or(from, |c| contact_target(&c, from)),
             local_cseq: rand::random::<u16>() as u32 + 1,
@@ -353,7 +372,7 @@ impl Core {
         }
         self.calls.insert(
             id,
-            Call {
+            Box::new(Call {
                 id,
                 state: CallState::Ringing,
                 caller,
@@ -361,7 +380,7 @@ impl Core {
                 a,
                 a_tag,
                 a_invite_key: key,
-                a_invite: msg,
+                a_invite: Some(Box::new(msg)),
                 branches: Vec::new(),
                 b: None,
                 media: Some(session),
@@ -376,7 +395,7 @@ impl Core {
                 max_forwards,
                 busy_counted: Vec::new(),
                 step_timer: None,
-            },
+            }),
         );
         self.start_step(now, id, 0);
     }
@@ -423,13 +442,7 @@ impl Core {
         self.calls
             .values()
             .flat_map(|c| c.branches.iter())
-            .any(|b| {
-                b.invite
-                    .top_via()
-                    .ok()
-                    .and_then(|v| v.branch().cloned())
-                    .is_some_and(|ours| ours == branch)
-            })
+            .any(|b| !b.via_branch.is_empty() && b.via_branch == branch)
     }
 
     pub(crate) fn on_cancel(
@@ -472,10 +485,15 @@ impl Core {
         code: u16,
         reason: Option<String>,
     ) {
-        let Some(c) = self.calls.get(&call) else {
+        // Without its INVITE the call was answered: no final response is left to send.
+        let Some((c, invite)) = self
+            .calls
+            .get(&call)
+            .and_then(|c| Some((c, c.a_invite.as_deref()?)))
+        else {
             return;
         };
-        let mut resp = Message::response_to(&c.a_invite, code, Some(&c.a_tag));
+        let mut resp = Message::response_to(invite, code, Some(&c.a_tag));
         resp.push(HeaderName::Server, self.settings.user_agent.clone());
         if let (Some(reason), sip::StartLine::Response(r)) = (reason, &mut resp.start) {
             if !reason.is_empty() && !reason.contains(['\r', '\n']) {
@@ -505,7 +523,9 @@ impl Core {
             match b.state {
                 BranchState::Ringing => {
                     b.state = BranchState::Cancelled;
-                    cancels.push((cancel_for(&b.invite), b.peer));
+                    if let Some(invite) = b.invite.as_deref() {
+                        cancels.push((cancel_for(invite), b.peer));
+                    }
                 }
                 // No provisional yet: the CANCEL must wait for one (RFC 3261 §9.1).
                 BranchState::Calling => {
@@ -558,7 +578,8 @@ impl Core {
             ack.set_body("application/sdp", b);
         }
         let peer = leg.peer;
-        self.tx.send_stateless(&ack, peer);
+        let ack = ack.to_bytes();
+        self.tx.send_raw(ack.clone(), peer);
         c.last_ack[side_idx(target)] = Some((ack, peer));
     }
 
@@ -577,7 +598,7 @@ impl Core {
                 let status = msg.status().unwrap_or(0);
                 if status < 200 {
                     if let Some(c) = cancel.take() {
-                        let k = self.tx.send_request(now, c, peer);
+                        let k = self.tx.send_request(now, *c, peer);
                         self.client_txs.insert(k, ClientTx::Fire);
                     }
                 } else if status < 300 {
@@ -616,20 +637,16 @@ impl Core {
             return;
         };
         if code < 200 {
-            if code == 100 {
-                if b.cancel_pending {
-                    b.cancel_pending = false;
-                    let (cancel, peer) = (cancel_for(&b.invite), b.peer);
+            if b.cancel_pending {
+                b.cancel_pending = false;
+                if let Some(invite) = b.invite.as_deref() {
+                    let (cancel, peer) = (cancel_for(invite), b.peer);
                     let k = self.tx.send_request(now, cancel, peer);
                     self.client_txs.insert(k, ClientTx::Fire);
                 }
                 return;
             }
-            if b.cancel_pending {
-                b.cancel_pending = false;
-                let (cancel, peer) = (cancel_for(&b.invite), b.peer);
-                let k = self.tx.send_request(now, cancel, peer);
-                self.client_txs.insert(k, ClientTx::Fire);
+            if code == 100 {
                 return;
             }
             if b.state == BranchState::Calling {
@@ -639,7 +656,10 @@ impl Core {
                 return;
             }
             // Relay 180/183; early media SDP is rewritten to the relay.
-            let mut resp = Message::response_to(&c.a_invite, code, Some(&c.a_tag));
+            let Some(invite) = c.a_invite.as_deref() else {
+                return;
+            };
+            let mut resp = Message::response_to(invite, code, Some(&c.a_tag));
             if let sip::StartLine::Response(r) = &mut resp.start {
                 if let sip::StartLine::Response(orig) = &msg.start {
                     r.reason = orig.reason.clone();
@@ -661,7 +681,7 @@ impl Core {
                     // A retransmitted 2xx: our ACK got lost.
                     if let Some((ack, peer)) = &c.last_ack[side_idx(Side::B)] {
                         let (ack, peer) = (ack.clone(), *peer);
-                        self.tx.send_stateless(&ack, peer);
+                        self.tx.send_raw(ack, peer);
                     }
                 } else {
                     let (key, peer) = (b.key.clone(), b.peer);
@@ -679,26 +699,32 @@ impl Core {
             b.state = BranchState::Answered;
             let peer = b.peer;
             let b_call_id = b.call_id.clone();
-            let b_local = b
-                .invite
-                .header(&HeaderName::From)
-                .cloned()
+            let invite = b.invite.take();
+            let b_local = invite
+                .as_ref()
+                .and_then(|i| i.header(&HeaderName::From).cloned())
                 .unwrap_or_default();
+            // Copies: slices would keep the whole 2xx datagram for the call's life.
             let mut route_set: Vec<Bytes> = msg
                 .headers_named(&HeaderName::RecordRoute)
-                .cloned()
+                .map(|r| Bytes::copy_from_slice(r))
                 .collect();
             route_set.reverse();
-            let remote_target = first_contact_uri(&msg).unwrap_or_else(|| {
-                b.invite
-                    .request_uri()
-                    .cloned()
-                    .unwrap_or_else(|| Uri::sip(None, "invalid", None))
-            });
+            let remote_target = first_contact_uri(&msg)
+                .map(|u| detached_uri(&u))
+                .unwrap_or_else(|| {
+                    invite
+                        .as_ref()
+                        .and_then(|i| i.request_uri().cloned())
+                        .unwrap_or_else(|| Uri::sip(None, "invalid", None))
+                });
             c.b = Some(Leg {
                 call_id: b_call_id,
                 local_hdr: b_local,
-                remote_hdr: msg.header(&HeaderName::To).cloned().unwrap_or_default(),
+                remote_hdr: msg
+                    .header(&HeaderName::To)
+                    .map(|t| Bytes::copy_from_slice(t))
+                    .unwrap_or_default(),
                 remote_target,
                 route_set,
                 peer,
@@ -706,6 +732,9 @@ impl Core {
                 remote_cseq: 0,
             });
             c.state = CallState::Answered;
+            // The plan's steps only say what rings next; an answered call
+            // keeps none of them.
+            c.plan.steps = Vec::new();
             if let Some(m) = &c.media {
                 m.set_dead_media_check(true);
             }
@@ -714,7 +743,11 @@ impl Core {
                 side: Side::B,
                 cseq: 1,
             });
-            let mut resp = Message::response_to(&c.a_invite, 200, Some(&c.a_tag));
+            // The caller's INVITE is answered now; the layer keeps the 2xx.
+            let Some(a_invite) = c.a_invite.take() else {
+                return;
+            };
+            let mut resp = Message::response_to(&a_invite, 200, Some(&c.a_tag));
             resp.push(HeaderName::Contact, contact.clone());
             resp.push(HeaderName::Allow, ALLOW);
             resp.push(HeaderName::Server, self.settings.user_agent.clone());
@@ -780,6 +813,7 @@ impl Core {
             };
             b.state = BranchState::Failed;
             b.final_code = Some(code);
+            b.invite = None;
             let id = b.call_id.clone();
             self.dialogs.remove(&id);
             self.branch_done(now, call, code);
@@ -792,6 +826,7 @@ impl Core {
             BranchState::Failed
         };
         b.final_code = Some(code);
+        b.invite = None;
         let b_call_id = b.call_id.clone();
         self.dialogs.remove(&b_call_id);
         self.branch_done(now, call, code);
@@ -832,7 +867,7 @@ impl Core {
                 .get(&call)
                 .and_then(|c| c.last_ack[side_idx(side)].clone())
             {
-                self.tx.send_stateless(&ack, peer);
+                self.tx.send_raw(ack, peer);
                 return;
             }
             if self
@@ -850,8 +885,13 @@ impl Core {
     /// of client transaction `key`.
     fn ack_and_bye_tx(&mut self, now: Instant, key: &TxKey, msg: &Message, peer: Peer) {
         if let Some(ack) = self.ack_and_bye(now, msg, Some(peer)) {
-            self.client_txs
-                .insert(key.clone(), ClientTx::Acked { ack, peer });
+            self.client_txs.insert(
+                key.clone(),
+                ClientTx::Acked {
+                    ack: Box::new(ack),
+                    peer,
+                },
+            );
         }
     }
 
@@ -902,6 +942,7 @@ impl Core {
                     ) {
                         b.state = BranchState::Failed;
                         b.final_code = Some(408);
+                        b.invite = None;
                         let id = b.call_id.clone();
                         self.dialogs.remove(&id);
                     }
@@ -1000,7 +1041,11 @@ impl Core {
         for b in &c.branches {
             if let Some(kind) = self.client_txs.get_mut(&b.key) {
                 // A CANCEL still waiting for a provisional goes out when it comes (§9.1).
-                let cancel = b.cancel_pending.then(|| cancel_for(&b.invite));
+                let cancel = b
+                    .invite
+                    .as_deref()
+                    .filter(|_| b.cancel_pending)
+                    .map(|invite| Box::new(cancel_for(invite)));
                 *kind = ClientTx::Orphan {
                     peer: b.peer,
                     cancel,
@@ -1238,7 +1283,7 @@ impl Core {
             ClientTx::Relayed {
                 call,
                 origin: key,
-                origin_msg: msg,
+                origin_msg: Box::new(msg),
                 to_side,
             },
         );
@@ -1468,6 +1513,11 @@ fn with_tag(hdr: Bytes, tag: &str) -> Bytes {
     v.extend_from_slice(b";tag=");
     v.extend_from_slice(tag.as_bytes());
     v.freeze()
+}
+
+/// A copy of `uri` that shares no buffer with the message it came from.
+fn detached_uri(uri: &Uri) -> Uri {
+    Uri::parse(&uri.to_bytes()).unwrap_or_else(|_| uri.clone())
 }
 
 fn first_contact_uri(msg: &Message) -> Option<Uri> {

@@ -72,7 +72,9 @@ pub struct Core {
     pub(crate) proxy_auth: Arc<DigestAuth>,
     pub(crate) relay: media::Relay,
     pub(crate) admission: admission::Admission,
-    pub(crate) calls: HashMap<CallId, Call>,
+    /// Boxed: a call is a few kilobytes, and a table of them inline would
+    /// hold that much for every empty slot too.
+    pub(crate) calls: HashMap<CallId, Box<Call>>,
     /// Leg Call-ID -> (call, side): every dialog we are in, A or B.
     pub(crate) dialogs: HashMap<Bytes, (CallId, Side)>,
     /// A-leg INVITE server transaction -> call.

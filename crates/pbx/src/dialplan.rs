@@ -142,6 +142,9 @@ impl Core {
             return;
         };
         c.step = idx;
+        // Most steps ring one phone: a vector's first growth would make room
+        // for four branches of a few hundred bytes each.
+        c.branches.reserve_exact(step.targets.len());
         debug!(call, step = idx, because = %step.because, "plan step");
         if let Some(mark) = &step.remember {
             self.last_member
@@ -414,6 +417,7 @@ impl Core {
             inv.set_body("application/sdp", body.clone());
         }
         let peer = fit_transport(&mut inv, peer);
+        let via_branch = top_branch(&inv);
         let key = self.tx.send_request(now, inv.clone(), peer);
         self.client_txs
             .insert(key.clone(), ClientTx::BInvite { call, branch: idx });
@@ -424,7 +428,8 @@ impl Core {
         let c = self.calls.get_mut(&call)?;
         c.branches.push(Branch {
             key,
-            invite: inv,
+            invite: Some(Box::new(inv)),
+            via_branch,
             peer,
             call_id,
             state: BranchState::Calling,
@@ -475,29 +480,40 @@ impl Core {
         else {
             return false;
         };
-        let uri = b
-            .invite
+        let Some(invite) = b.invite.as_deref() else {
+            return false;
+        };
+        let uri = invite
             .request_uri()
             .map(|u| u.to_string())
             .unwrap_or_default();
         let cnonce = format!("{:016x}", rand::random::<u64>());
         let credentials =
             challenge.authorization("INVITE", &uri, &t.username, &t.password, &cnonce, 1);
-        let mut inv = b.invite.clone();
+        let mut inv = invite.clone();
         let seq = inv.cseq().map(|c| c.seq).unwrap_or(1) + 1;
         inv.set(HeaderName::CSeq, format!("{seq} INVITE"));
         inv.remove(&auth_hdr);
         inv.push(auth_hdr, credentials);
         let local = self.settings.local_addr(b.peer.transport);
         inv.set(HeaderName::Via, via_value(b.peer.transport, local));
+        b.via_branch = top_branch(&inv);
         let key = self.tx.send_request(now, inv.clone(), b.peer);
         self.client_txs.remove(&b.key);
         self.client_txs
             .insert(key.clone(), ClientTx::BInvite { call, branch });
         b.key = key;
-        b.invite = inv;
+        b.invite = Some(Box::new(inv));
         b.auth_tried = true;
         b.state = BranchState::Calling;
         true
     }
+}
+
+/// The branch parameter of a request's top Via (empty when it has none).
+fn top_branch(msg: &Message) -> Bytes {
+    msg.top_via()
+        .ok()
+        .and_then(|v| v.branch().cloned())
+        .unwrap_or_default()
 }

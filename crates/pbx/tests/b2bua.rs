@@ -1191,3 +1191,20 @@ async fn media_check_notices_a_call_still_up() {
     let _up = call_up(&mut net, &a, &b);
     net.assert_media_released().await;
 }
+
+#[tokio::test]
+async fn our_invite_coming_back_is_refused_as_a_loop() {
+    let mut net = Net::new(23);
+    let a = registered(&mut net, "1001", 2, 5062);
+    let b = registered(&mut net, "1002", 3, 5060);
+    let (_ad, _a_invite) = a.start_call(&mut net, "1002");
+    let mut b_invite = b.expect_request(&mut net, "INVITE");
+
+    // A proxy at the callee's address sends our own INVITE back to us.
+    b_invite.push_front(HeaderName::Via, b.via(&new_branch()));
+    b.send(&mut net, &b_invite);
+    let refused = b.expect_response(&mut net, 482);
+    assert_eq!(call_id(&refused), call_id(&b_invite));
+    b.assert_idle(&mut net);
+    assert_eq!(net.core.stats().calls_started, 1);
+}

@@ -24,7 +24,8 @@ impl TransactionLayer {
         match (tx.state, code) {
             (TxState::Calling | TxState::Proceeding, 100..=199) => {
                 tx.state = TxState::Proceeding;
-                // Timers A and B only run in Calling.
+                // Timers A and B only run in Calling: the request is not sent again.
+                tx.out = None;
                 self.timers.disarm(&mut tx.armed, id, Slot::Retransmit);
                 self.timers.disarm(&mut tx.armed, id, Slot::Expire);
                 self.events.push_back(TxEvent::Response { key, msg });
@@ -32,6 +33,7 @@ impl TransactionLayer {
             (TxState::Calling | TxState::Proceeding, 200..=299) => {
                 tx.state = TxState::Accepted;
                 tx.request = None;
+                tx.out = None;
                 self.timers.disarm(&mut tx.armed, id, Slot::Retransmit);
                 // Timer M: absorb 2xx retransmissions (and other forks) for 64*T1.
                 self.timers
@@ -45,7 +47,8 @@ impl TransactionLayer {
                     .request
                     .take()
                     .map(|req| build_ack(&req, &msg).to_bytes());
-                tx.ack = ack.clone();
+                // From now on `out` is the ACK, not the request.
+                tx.out = ack.clone();
                 let (to, reliable) = (tx.peer, tx.reliable);
                 if !reliable {
                     // Timer D: absorb retransmitted finals.
@@ -62,7 +65,7 @@ impl TransactionLayer {
             }
             (TxState::Completed, 300..) => {
                 debug!(tx = id, code, "final response retransmission: ACK re-sent");
-                if let Some(ack) = tx.ack.clone() {
+                if let Some(ack) = tx.out.clone() {
                     let to = tx.peer;
                     self.transmit(to, ack);
                 }

@@ -65,9 +65,10 @@ impl ServerKey {
     /// ACK or a CANCEL refers to.
     pub(crate) fn for_request(req: &Message, via: &Via, method: Method) -> ServerKey {
         if let (true, Some(branch)) = (via.has_rfc3261_branch(), via.branch()) {
+            let [branch, host] = detached([branch, &via.host]);
             return ServerKey::Rfc3261 {
-                branch: branch.clone(),
-                host: lowercase(&via.host),
+                branch,
+                host: lowercase(&host),
                 port: via.port,
                 method,
             };
@@ -119,12 +120,34 @@ pub(crate) struct AckKey {
 
 impl AckKey {
     pub(crate) fn from_msg(msg: &Message) -> Option<AckKey> {
+        let call_id = msg.header(&HeaderName::CallId)?;
+        let cseq = msg.cseq().ok()?.seq;
+        let from_tag = msg.from_hdr().ok().and_then(|f| f.tag().cloned());
+        let empty = Bytes::new();
+        let [call_id, tag] = detached([call_id, from_tag.as_ref().unwrap_or(&empty)]);
         Some(AckKey {
-            call_id: msg.header(&HeaderName::CallId)?.clone(),
-            cseq: msg.cseq().ok()?.seq,
-            from_tag: msg.from_hdr().ok().and_then(|f| f.tag().cloned()),
+            call_id,
+            cseq,
+            from_tag: from_tag.map(|_| tag),
         })
     }
+}
+
+/// Copies of `parts` in one new buffer. A key lives as long as its
+/// transaction (32 s after a final response); slices of the message would
+/// keep the whole datagram that long.
+fn detached<const N: usize>(parts: [&Bytes; N]) -> [Bytes; N] {
+    let mut buf = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    let buf = Bytes::from(buf);
+    let mut at = 0;
+    parts.map(|p| {
+        let part = buf.slice(at..at + p.len());
+        at += p.len();
+        part
+    })
 }
 
 /// Host names compare case-insensitively; copy only when needed.
@@ -133,5 +156,53 @@ fn lowercase(b: &Bytes) -> Bytes {
         Bytes::from(b.to_ascii_lowercase())
     } else {
         b.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outside(part: &Bytes, wire: &Bytes) -> bool {
+        let (start, end) = (wire.as_ptr() as usize, wire.as_ptr() as usize + wire.len());
+        let p = part.as_ptr() as usize;
+        !part.is_empty() && !(start..end).contains(&p)
+    }
+
+    #[test]
+    fn keys_hold_copies_not_the_datagram() {
+        let wire = Bytes::from(
+            "INVITE sip:bob@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP Host.Example.com:5070;branch=z9hG4bKabc\r\n\
+             From: <sip:alice@example.com>;tag=a1\r\n\
+             To: <sip:bob@example.com>\r\n\
+             Call-ID: c1@example.com\r\n\
+             CSeq: 7 INVITE\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        let msg = crate::parse::parse_message(&wire).unwrap();
+        let via = msg.top_via().unwrap();
+        let ServerKey::Rfc3261 {
+            branch,
+            host,
+            port,
+            method,
+        } = ServerKey::for_request(&msg, &via, Method::Invite)
+        else {
+            panic!("an RFC 3261 branch gives an RFC 3261 key");
+        };
+        assert_eq!(
+            (&branch[..], &host[..]),
+            (&b"z9hG4bKabc"[..], &b"host.example.com"[..])
+        );
+        assert_eq!((port, method), (Some(5070), Method::Invite));
+        assert!(outside(&branch, &wire) && outside(&host, &wire));
+
+        let ack = AckKey::from_msg(&msg).unwrap();
+        assert_eq!(&ack.call_id[..], b"c1@example.com");
+        assert_eq!(ack.cseq, 7);
+        let tag = ack.from_tag.clone().unwrap();
+        assert_eq!(&tag[..], b"a1");
+        assert!(outside(&ack.call_id, &wire) && outside(&tag, &wire));
     }
 }

@@ -109,31 +109,35 @@ enum Index {
     Server(ServerKey),
 }
 
+/// One transaction. Tens of thousands linger in the absorbing states at a
+/// few hundred calls per second, so what only some of them need is boxed
+/// and what a state no longer needs is dropped when it is entered.
 #[derive(Debug)]
 struct Tx {
     kind: Kind,
     state: TxState,
     /// No retransmissions and zero-length absorbing states (§17.1.1.2).
     reliable: bool,
+    /// INVITE server in Accepted: the ACK for the 2xx arrived.
+    acked: bool,
     /// Client: where the request goes. Server: where responses go (§18.2.2).
     peer: Peer,
     index: Index,
     /// RFC 2543 INVITE server: the key its ACK carries (with the response's To tag).
-    ack_index: Option<ServerKey>,
+    ack_index: Option<Box<ServerKey>>,
     /// INVITE server in Accepted: the key the 2xx's ACK is found by.
-    accepted_index: Option<AckKey>,
-    /// INVITE client: the request, to build the ACK for a non-2xx final.
-    /// INVITE server: the request, to build 100 Trying.
-    request: Option<Message>,
-    /// Client: the request as sent. Server: the last response sent.
+    accepted_index: Option<Box<AckKey>>,
+    /// INVITE client until its first response: the request, to build the
+    /// ACK for a non-2xx final. INVITE server until its first response:
+    /// the request, to build 100 Trying.
+    request: Option<Box<Message>>,
+    /// Client: the request as sent, while it may be retransmitted; INVITE
+    /// client in Completed: the ACK, re-sent on each retransmitted final.
+    /// Server: the last response sent.
     out: Option<Bytes>,
-    /// INVITE client in Completed: the ACK, re-sent on each retransmitted final.
-    ack: Option<Bytes>,
     /// The current retransmission interval.
     interval: Duration,
     armed: Armed,
-    /// INVITE server in Accepted: the ACK for the 2xx arrived.
-    acked: bool,
 }
 
 /// The transaction layer of one SIP endpoint (a UA or the B2BUA).
@@ -226,16 +230,15 @@ impl TransactionLayer {
                 TxState::Trying
             },
             reliable,
+            acked: false,
             peer: to,
             index: Index::Client(key),
             ack_index: None,
             accepted_index: None,
-            request: invite.then_some(msg),
+            request: invite.then(|| Box::new(msg)),
             out: Some(bytes),
-            ack: None,
             interval: self.cfg.t1,
             armed: Armed::default(),
-            acked: false,
         };
         if !reliable {
             self.timers
@@ -270,6 +273,12 @@ impl TransactionLayer {
     /// Sends a request or response outside any transaction (the ACK for a 2xx, a stateless response).
     pub fn send_stateless(&mut self, msg: &Message, to: Peer) {
         self.transmit(to, msg.to_bytes());
+    }
+
+    /// Sends bytes already serialized outside any transaction (an ACK for a
+    /// 2xx kept as sent, re-sent when the 2xx is retransmitted).
+    pub fn send_raw(&mut self, bytes: Bytes, to: Peer) {
+        self.transmit(to, bytes);
     }
 
     /// The transport failed to deliver for this client transaction.
@@ -375,19 +384,18 @@ impl TransactionLayer {
                 TxState::Trying
             },
             reliable,
+            acked: false,
             peer: response_peer(&via, from),
             index: Index::Server(key.clone()),
             ack_index: None,
             accepted_index: None,
             request: None,
             out: None,
-            ack: None,
             interval: self.cfg.t1,
             armed: Armed::default(),
-            acked: false,
         };
         if invite && self.auto_trying {
-            tx.request = Some(msg.clone());
+            tx.request = Some(Box::new(msg.clone()));
             self.timers
                 .arm(&mut tx.armed, id, Slot::Trying, now + TRYING_DELAY);
         }
@@ -521,10 +529,10 @@ impl TransactionLayer {
             Index::Client(k) => remove_if(&mut self.clients, k, id),
             Index::Server(k) => remove_if(&mut self.servers, k, id),
         }
-        if let Some(k) = &tx.ack_index {
+        if let Some(k) = tx.ack_index.as_deref() {
             remove_if(&mut self.servers, k, id);
         }
-        if let Some(k) = &tx.accepted_index {
+        if let Some(k) = tx.accepted_index.as_deref() {
             remove_if(&mut self.accepted, k, id);
         }
         self.events

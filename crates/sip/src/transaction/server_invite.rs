@@ -17,11 +17,10 @@ impl TransactionLayer {
             (TxState::Proceeding, 100..=199) => {}
             (TxState::Proceeding, 200..=299) => {
                 tx.state = TxState::Accepted;
-                tx.request = None;
                 tx.interval = self.cfg.t1;
                 if let Some(k) = AckKey::from_msg(&msg) {
                     self.accepted.insert(k.clone(), id);
-                    tx.accepted_index = Some(k);
+                    tx.accepted_index = Some(Box::new(k));
                 }
                 if !tx.reliable {
                     self.timers
@@ -33,13 +32,12 @@ impl TransactionLayer {
             }
             (TxState::Proceeding, _) => {
                 tx.state = TxState::Completed;
-                tx.request = None;
                 tx.interval = self.cfg.t1;
                 if let Index::Server(k) = &tx.index {
                     let tag = msg.to_hdr().ok().and_then(|t| t.tag().cloned());
                     if let Some(ack_key) = k.ack_key(tag) {
                         self.servers.insert(ack_key.clone(), id);
-                        tx.ack_index = Some(ack_key);
+                        tx.ack_index = Some(Box::new(ack_key));
                     }
                 }
                 // Timer G.
@@ -63,6 +61,8 @@ impl TransactionLayer {
                 return;
             }
         }
+        // The request only served to build 100 Trying.
+        tx.request = None;
         self.timers.disarm(&mut tx.armed, id, Slot::Trying);
         let bytes = msg.to_bytes();
         tx.out = Some(bytes.clone());

@@ -110,12 +110,16 @@ pub(crate) fn load(dir: &Path, provision: bool) -> Result<(Config, Option<PathBu
     } else {
         None
     };
+    // A vector of its own: collecting in place would keep the allocation of
+    // the larger `Built` values for as long as the daemon runs.
+    let mut extension_list = Vec::with_capacity(extensions.len());
+    extension_list.extend(extensions.into_iter().map(|b| b.extension));
     let config = Config {
         sip,
         media,
         admission,
         admin,
-        extensions: extensions.into_iter().map(|b| b.extension).collect(),
+        extensions: extension_list,
         dialplan: routing.dialplan,
         trunks: routing.trunks,
         dir: dir.to_path_buf(),
