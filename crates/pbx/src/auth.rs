@@ -144,7 +144,7 @@ impl Credentials {
         let mut c = Credentials::default();
         let mut have = [false; 5];
         for (name, v) in params {
-            let slot = match name.to_ascii_lowercase().as_str() {
+            let slot = match param_key(name) {
                 "username" => {
                     have[0] = true;
                     &mut c.username
@@ -225,7 +225,7 @@ impl Challenge {
         let mut opaque = None;
         let mut stale = false;
         for (name, v) in parse_digest_params(value)? {
-            match name.to_ascii_lowercase().as_str() {
+            match param_key(name) {
                 "realm" => realm = Some(v),
                 "nonce" => nonce = Some(v),
                 "algorithm" => {
@@ -319,7 +319,8 @@ pub fn digest_response(
 /// The server side: issues challenges and verifies credentials for one realm.
 pub struct DigestAuth {
     realm: String,
-    secret: [u8; 32],
+    /// The nonce MAC's key, with its pads already hashed.
+    mac: MacKey,
     nonce_ttl: Duration,
     algorithms: Vec<Algorithm>,
     /// Checked for unknown users so that they cost the same work and fail
@@ -353,7 +354,7 @@ impl DigestAuth {
         let dummy_password = hex(&hmac_sha256(&secret, &[b"unknown-user-password"])[..16]);
         DigestAuth {
             realm: realm.to_string(),
-            secret,
+            mac: MacKey::new(&secret),
             nonce_ttl,
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             dummy_password,
@@ -392,13 +393,19 @@ impl DigestAuth {
     /// algorithm, in order of preference, all with the same fresh nonce.
     pub fn challenge(&self, now: SystemTime, stale: bool) -> Vec<String> {
         let nonce = self.make_nonce(unix_secs(now), rand::random());
+        let realm = quote(&self.realm);
         self.algorithms
             .iter()
             .map(|alg| {
-                let mut v = format!(
-                    "Digest realm={}, nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"",
-                    quote(&self.realm)
-                );
+                // Built by hand: `format!` costs several times as much here.
+                let mut v = String::with_capacity(realm.len() + nonce.len() + 70);
+                v.push_str("Digest realm=");
+                v.push_str(&realm);
+                v.push_str(", nonce=\"");
+                v.push_str(&nonce);
+                v.push_str("\", algorithm=");
+                v.push_str(alg.as_str());
+                v.push_str(", qop=\"auth\"");
                 if stale {
                     v.push_str(", stale=true");
                 }
@@ -539,11 +546,11 @@ impl DigestAuth {
 
     fn make_nonce(&self, ts: u64, salt: [u8; SALT_LEN]) -> String {
         let ts_b = ts.to_be_bytes();
-        let mac = hmac_sha256(&self.secret, &[&ts_b, &salt, self.realm.as_bytes()]);
+        let mac = self.mac.mac(&[&ts_b, &salt, self.realm.as_bytes()]);
         let mut out = String::with_capacity(NONCE_HEX_LEN);
-        out.push_str(&hex(&ts_b));
-        out.push_str(&hex(&salt));
-        out.push_str(&hex(&mac[..MAC_LEN]));
+        push_hex(&mut out, &ts_b);
+        push_hex(&mut out, &salt);
+        push_hex(&mut out, &mac[..MAC_LEN]);
         out
     }
 
@@ -552,10 +559,11 @@ impl DigestAuth {
         if nonce.len() != NONCE_HEX_LEN {
             return None;
         }
-        let raw = unhex(nonce)?;
+        let mut raw = [0u8; NONCE_HEX_LEN / 2];
+        unhex_into(nonce, &mut raw)?;
         let (ts_b, rest) = raw.split_at(8);
         let (salt, mac) = rest.split_at(SALT_LEN);
-        let expected = hmac_sha256(&self.secret, &[ts_b, salt, self.realm.as_bytes()]);
+        let expected = self.mac.mac(&[ts_b, salt, self.realm.as_bytes()]);
         if !ct_eq(&expected[..MAC_LEN], mac) {
             return None;
         }
@@ -623,24 +631,43 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 }
 
 fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
+    MacKey::new(key).mac(parts)
+}
+
+/// HMAC-SHA-256 with a fixed key: the padded key blocks are hashed once, so
+/// each MAC costs the message's blocks and one more, not two more.
+#[derive(Clone)]
+struct MacKey {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl MacKey {
+    fn new(key: &[u8; 32]) -> Self {
+        let mut ipad = [0x36u8; 64];
+        let mut opad = [0x5cu8; 64];
+        for (i, k) in key.iter().enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        let mut inner = Sha256::new();
+        inner.update(ipad);
+        let mut outer = Sha256::new();
+        outer.update(opad);
+        MacKey { inner, outer }
     }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    for p in parts {
-        // Length-prefix each part so that part boundaries cannot shift.
-        inner.update((p.len() as u64).to_be_bytes());
-        inner.update(p);
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut inner = self.inner.clone();
+        for p in parts {
+            // Length-prefix each part so that part boundaries cannot shift.
+            inner.update((p.len() as u64).to_be_bytes());
+            inner.update(p);
+        }
+        let mut outer = self.outer.clone();
+        outer.update(inner.finalize());
+        outer.finalize().into()
     }
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner);
-    outer.finalize().into()
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -662,16 +689,21 @@ fn ct_eq_hex(ours: &[u8], theirs: &[u8]) -> bool {
 }
 
 pub(crate) fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
+    push_hex(&mut s, b);
+    s
+}
+
+fn push_hex(s: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &c in b {
         s.push(DIGITS[(c >> 4) as usize] as char);
         s.push(DIGITS[(c & 15) as usize] as char);
     }
-    s
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+/// Decodes hex (either case) into `out`, which must be exactly half as long.
+fn unhex_into(s: &str, out: &mut [u8]) -> Option<()> {
     fn val(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -681,12 +713,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         }
     }
     let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
+    if b.len() != out.len() * 2 {
         return None;
     }
-    b.chunks(2)
-        .map(|p| Some(val(p[0])? << 4 | val(p[1])?))
-        .collect()
+    for (o, p) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = val(p[0])? << 4 | val(p[1])?;
+    }
+    Some(())
 }
 
 fn quote(s: &str) -> String {
@@ -702,17 +735,41 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// The lower-case spelling of a digest parameter name we read, or "" for
+/// any other (names are case-insensitive; no allocation per parameter).
+fn param_key(name: &str) -> &'static str {
+    const KNOWN: [&str; 11] = [
+        "username",
+        "realm",
+        "nonce",
+        "uri",
+        "response",
+        "algorithm",
+        "cnonce",
+        "qop",
+        "nc",
+        "opaque",
+        "stale",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or("")
+}
+
 /// Splits `Digest a=b, c="d"` into its parameters (quoted values unescaped).
-fn parse_digest_params(value: &[u8]) -> Result<Vec<(String, String)>, AuthError> {
+fn parse_digest_params(value: &[u8]) -> Result<Vec<(&str, String)>, AuthError> {
     let v = std::str::from_utf8(value).map_err(|_| AuthError::Malformed("not UTF-8"))?;
     let v = v.trim_start();
     let scheme_end = v.find(|c: char| c.is_ascii_whitespace()).unwrap_or(v.len());
     if !v[..scheme_end].eq_ignore_ascii_case("Digest") {
         return Err(AuthError::UnknownScheme);
     }
-    let b = &v.as_bytes()[scheme_end..];
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut i = 0;
+    let b = v.as_bytes();
+    // Ten parameters at most in practice: one allocation for the list.
+    let mut out: Vec<(&str, String)> = Vec::with_capacity(10);
+    let mut i = scheme_end;
     let skip_ws = |i: &mut usize| {
         while *i < b.len() && b[*i].is_ascii_whitespace() {
             *i += 1;
@@ -734,7 +791,7 @@ fn parse_digest_params(value: &[u8]) -> Result<Vec<(String, String)>, AuthError>
         if i == start {
             return Err(AuthError::Malformed("bad parameter name"));
         }
-        let name = &v[scheme_end + start..scheme_end + i];
+        let name = &v[start..i];
         skip_ws(&mut i);
         if i >= b.len() || b[i] != b'=' {
             return Err(AuthError::Malformed("parameter without value"));
@@ -743,7 +800,12 @@ fn parse_digest_params(value: &[u8]) -> Result<Vec<(String, String)>, AuthError>
         skip_ws(&mut i);
         let value = if i < b.len() && b[i] == b'"' {
             i += 1;
-            let mut val = Vec::new();
+            let start = i;
+            // Most quoted strings have no escapes: slice them whole.
+            while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+                i += 1;
+            }
+            let mut val = String::from(&v[start..i]);
             loop {
                 match b.get(i) {
                     None => return Err(AuthError::Malformed("unterminated quoted string")),
@@ -755,27 +817,38 @@ fn parse_digest_params(value: &[u8]) -> Result<Vec<(String, String)>, AuthError>
                         let c = *b
                             .get(i + 1)
                             .ok_or(AuthError::Malformed("unterminated quoted string"))?;
-                        val.push(c);
-                        i += 2;
+                        if c.is_ascii() {
+                            val.push(char::from(c));
+                            i += 2;
+                        } else {
+                            // An escaped multi-byte character: `i + 1` follows
+                            // an ASCII backslash, so it starts a character.
+                            let ch = v[i + 1..].chars().next().unwrap_or('\u{fffd}');
+                            val.push(ch);
+                            i += 1 + ch.len_utf8();
+                        }
                     }
-                    Some(&c) => {
-                        val.push(c);
-                        i += 1;
+                    Some(_) => {
+                        let s = i;
+                        while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+                            i += 1;
+                        }
+                        val.push_str(&v[s..i]);
                     }
                 }
             }
-            String::from_utf8(val).map_err(|_| AuthError::Malformed("not UTF-8"))?
+            val
         } else {
             let s = i;
             while i < b.len() && b[i] != b',' && !b[i].is_ascii_whitespace() {
                 i += 1;
             }
-            v[scheme_end + s..scheme_end + i].to_string()
+            v[s..i].to_string()
         };
         if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             return Err(AuthError::Malformed("duplicate parameter"));
         }
-        out.push((name.to_string(), value));
+        out.push((name, value));
         skip_ws(&mut i);
         match b.get(i) {
             None => break,
@@ -905,6 +978,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(esc.username, "a\"b");
+    }
+
+    #[test]
+    fn digest_names_ignore_case_and_escapes_are_undone() {
+        let c = Credentials::parse(
+            "Digest USERNAME=\"x\\\\y\\z\\é\", Realm=\"r\", NONCE=n, Uri=\"u\", RESPONSE=\"\", Foo=\"bar\""
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(c.username, "x\\yzé");
+        assert_eq!((c.realm.as_str(), c.nonce.as_str()), ("r", "n"));
+        assert_eq!((c.uri.as_str(), c.response.as_str()), ("u", ""));
+        // Names are compared without case, so these are duplicates.
+        assert_eq!(
+            Credentials::parse(br#"Digest nonce="a", Nonce="b""#),
+            Err(AuthError::Malformed("duplicate parameter"))
+        );
+    }
+
+    #[test]
+    fn the_keyed_mac_is_hmac_sha256() {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        let mac = hmac_sha256(&key, &[]);
+        // With no parts the MAC is HMAC(key, ""): the textbook two passes.
+        let mut ipad = [0x36u8; 64];
+        let mut opad = [0x5cu8; 64];
+        for (i, k) in key.iter().enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        let inner = Sha256::new().chain_update(ipad).finalize();
+        let outer: [u8; 32] = Sha256::new()
+            .chain_update(opad)
+            .chain_update(inner)
+            .finalize()
+            .into();
+        assert_eq!(mac, outer);
+        let once = MacKey::new(&key);
+        assert_eq!(once.mac(&[b"a", b"bc"]), once.mac(&[b"a", b"bc"]));
+        assert_ne!(once.mac(&[b"a", b"bc"]), once.mac(&[b"ab", b"c"]));
     }
 
     #[test]

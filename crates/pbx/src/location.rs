@@ -83,6 +83,10 @@ pub fn same_contact(a: &Uri, b: &Uri) -> bool {
 pub struct Location {
     aors: HashMap<String, Vec<Binding>>,
     total: usize,
+    /// No binding expires before this (it may be earlier than the true
+    /// earliest after removals): lets [`Location::remove_expired`], called on
+    /// every timer of the core, return at once instead of walking every AOR.
+    earliest: Option<Instant>,
 }
 
 impl Location {
@@ -108,22 +112,41 @@ impl Location {
 
     /// Replaces all bindings of an AOR (an empty list removes the AOR).
     pub fn set(&mut self, aor: &str, bindings: Vec<Binding>) {
-        let old = if bindings.is_empty() {
-            self.aors.remove(aor)
+        if let Some(first) = bindings.iter().map(|b| b.expires_at).min() {
+            self.earliest = Some(self.earliest.map_or(first, |e| e.min(first)));
+        }
+        let old_len = if bindings.is_empty() {
+            self.aors.remove(aor).map_or(0, |v| v.len())
         } else {
             self.total += bindings.len();
-            self.aors.insert(aor.to_string(), bindings)
+            match self.aors.get_mut(aor) {
+                // A refresh: keep the key, no new String.
+                Some(slot) => std::mem::replace(slot, bindings).len(),
+                None => {
+                    self.aors.insert(aor.to_string(), bindings);
+                    0
+                }
+            }
         };
-        self.total -= old.map_or(0, |v| v.len());
+        self.total -= old_len;
     }
 
     /// Drops expired bindings; returns how many.
     pub fn remove_expired(&mut self, now: Instant) -> usize {
+        match self.earliest {
+            Some(e) if e <= now => {}
+            _ => return 0,
+        }
         let before = self.total;
+        let mut earliest: Option<Instant> = None;
         self.aors.retain(|_, v| {
             v.retain(|b| !b.is_expired(now));
+            if let Some(first) = v.iter().map(|b| b.expires_at).min() {
+                earliest = Some(earliest.map_or(first, |e| e.min(first)));
+            }
             !v.is_empty()
         });
+        self.earliest = earliest;
         self.total = self.aors.values().map(Vec::len).sum();
         before - self.total
     }
@@ -233,6 +256,28 @@ mod tests {
         loc.set("101", Vec::new());
         assert_eq!(loc.count(), 0);
         assert_eq!(loc.next_expiry(), None);
+    }
+
+    #[test]
+    fn expiry_is_tracked_across_refreshes() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut loc = Location::new();
+        loc.set("101", vec![binding("101", "sip:101@a", at(10), None)]);
+        loc.set("102", vec![binding("102", "sip:102@b", at(20), None)]);
+        assert_eq!(loc.remove_expired(at(5)), 0);
+        // A refresh moves 101 past 102.
+        loc.set("101", vec![binding("101", "sip:101@a", at(30), None)]);
+        assert_eq!(loc.count(), 2);
+        assert_eq!(loc.remove_expired(at(15)), 0);
+        assert_eq!(loc.remove_expired(at(20)), 1);
+        assert!(loc.bindings("102").is_empty());
+        assert_eq!(loc.remove_expired(at(29)), 0);
+        assert_eq!(loc.remove_expired(at(30)), 1);
+        assert_eq!((loc.count(), loc.aor_count()), (0, 0));
+        // A new binding after everything expired is found again.
+        loc.set("103", vec![binding("103", "sip:103@c", at(40), None)]);
+        assert_eq!(loc.remove_expired(at(41)), 1);
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Registrar {
     config: RegistrarConfig,
     auth: Arc<DigestAuth>,
     location: Location,
+    /// The Date header of the current second: every response carries one.
+    date: (u64, Bytes),
 }
 
 /// A refusal, before any binding changed.
@@ -99,6 +101,7 @@ impl Registrar {
             config,
             auth,
             location: Location::new(),
+            date: (u64::MAX, Bytes::new()),
         }
     }
 
@@ -138,8 +141,16 @@ impl Registrar {
         let mut resp = match self.process(now, wall, req, from, password_of) {
             Ok(aor) => {
                 let mut resp = Message::response_to(req, 200, Some(&tag));
-                for b in self.location.lookup(&aor, now) {
-                    resp.push(HeaderName::Contact, contact_value(&b, now));
+                // As `Location::lookup` orders them, without copying the bindings.
+                let mut live: Vec<&Binding> = self
+                    .location
+                    .bindings(&aor)
+                    .iter()
+                    .filter(|b| !b.is_expired(now))
+                    .collect();
+                live.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+                for b in live {
+                    resp.push(HeaderName::Contact, contact_value(b, now));
                 }
                 resp
             }
@@ -169,7 +180,11 @@ impl Registrar {
                 resp
             }
         };
-        resp.push(HeaderName::Date, http_date(wall));
+        let secs = crate::auth::unix_secs(wall);
+        if self.date.0 != secs {
+            self.date = (secs, Bytes::from(http_date(wall)));
+        }
+        resp.push(HeaderName::Date, self.date.1.clone());
         resp
     }
 

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use sip::transport::TransportHandle;
 use sip::ListenSpec;
 use tokio::sync::watch;
@@ -112,6 +113,7 @@ pub async fn start(
         let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
+        let mut out = Vec::new();
         loop {
             let deadline = core.poll_timeout();
             if deadline != armed {
@@ -148,7 +150,7 @@ pub async fn start(
                 _ = &mut shutdown => {
                     info!(calls = core.stats().active_calls, "shutting down: ending calls");
                     core.shutdown(Instant::now(), SystemTime::now());
-                    flush(&mut core, &transport);
+                    flush(&mut core, &transport, &mut out);
                     // Let the BYEs leave and their answers arrive.
                     let until = Instant::now() + std::time::Duration::from_millis(500);
                     while Instant::now() < until {
@@ -156,13 +158,13 @@ pub async fn start(
                             Some(m) = rx.recv() => core.handle_received(Instant::now(), SystemTime::now(), m),
                             _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
                         }
-                        flush(&mut core, &transport);
+                        flush(&mut core, &transport, &mut out);
                     }
                     transport.shutdown();
                     break;
                 }
             }
-            flush(&mut core, &transport);
+            flush(&mut core, &transport, &mut out);
             if last_snapshot.elapsed() >= std::time::Duration::from_millis(200) {
                 last_snapshot = Instant::now();
                 publish(&core, &snap_tx, &local_out);
@@ -177,10 +179,13 @@ pub async fn start(
     })
 }
 
-fn flush(core: &mut Core, transport: &TransportHandle) {
+/// Sends what the core produced; what a burst of received messages produced
+/// leaves together (one `sendmmsg` per socket where the platform has it).
+fn flush(core: &mut Core, transport: &TransportHandle, out: &mut Vec<(sip::Peer, Bytes)>) {
     while let Some(t) = core.poll_transmit() {
-        transport.send(t.to, t.bytes);
+        out.push((t.to, t.bytes));
     }
+    transport.send_all(out);
 }
 
 fn publish(core: &Core, tx: &watch::Sender<Snapshot>, listen: &[String]) {

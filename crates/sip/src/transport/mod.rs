@@ -266,6 +266,21 @@ impl TransportHandle {
         self.send_inner(Some(local), to, bytes);
     }
 
+    /// Sends every message of `batch` in order, as [`TransportHandle::send`]
+    /// would, and empties it. Datagrams for one socket leave in one system
+    /// call where the platform has one (`sendmmsg` on Linux).
+    pub fn send_all(&self, batch: &mut Vec<(Peer, Bytes)>) {
+        let shared = &self.inner.shared;
+        let all_udp = batch.iter().all(|(p, _)| p.transport == TransportKind::Udp);
+        if batch.len() < 2 || !all_udp || shared.is_closed() {
+            for (to, bytes) in batch.drain(..) {
+                self.send_inner(None, to, bytes);
+            }
+            return;
+        }
+        udp::send_many(shared, batch);
+    }
+
     fn send_inner(&self, local: Option<SocketAddr>, to: Peer, bytes: Bytes) {
         let shared = &self.inner.shared;
         if shared.is_closed() {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -27,7 +26,7 @@ const BATCH: usize = 16;
 type Queued = (SocketAddr, Bytes);
 
 pub(crate) struct Endpoint {
-    pub(crate) socket: UdpSocket,
+    pub(crate) socket: sock::UdpIo,
     pub(crate) local: SocketAddr,
     queue: mpsc::Sender<Queued>,
     /// Datagrams in the queue: while any wait, new ones queue behind them
@@ -40,7 +39,7 @@ impl Endpoint {
         addr: SocketAddr,
         config: &TransportConfig,
     ) -> io::Result<(Endpoint, mpsc::Receiver<Queued>)> {
-        let socket = UdpSocket::from_std(std_socket(addr, config.udp_socket_buffer)?)?;
+        let socket = sock::UdpIo::new(std_socket(addr, config.udp_socket_buffer)?)?;
         let local = socket.local_addr()?;
         let (queue, rx) = mpsc::channel(config.udp_send_queue.max(1));
         Ok((
@@ -128,8 +127,8 @@ mod batch {
     use std::net::SocketAddr;
 
     use bytes::Bytes;
-    use tokio::net::UdpSocket;
 
+    use super::sock::UdpIo;
     use super::{BATCH, MAX_DATAGRAM};
 
     /// Linux: one `recvmmsg` takes up to [`BATCH`] datagrams.
@@ -156,26 +155,26 @@ mod batch {
         /// datagram (at most [`BATCH`]) to `out`.
         pub(super) async fn recv(
             &mut self,
-            socket: &UdpSocket,
+            socket: &UdpIo,
             out: &mut Vec<(SocketAddr, Bytes)>,
         ) -> io::Result<()> {
-            use std::os::fd::AsRawFd;
-            let fd = socket.as_raw_fd();
+            let fd = socket.raw_fd();
             loop {
-                socket.readable().await?;
                 let mut got = 0;
-                let r = socket.try_io(tokio::io::Interest::READABLE, || {
-                    got = self.recv_now(fd, out)?;
-                    if got < BATCH {
-                        // The queue was drained: saying so lets tokio clear
-                        // the readiness now instead of after one more system
-                        // call that would fail with EAGAIN. A datagram that
-                        // arrives meanwhile raises a new readiness event.
-                        Err(io::ErrorKind::WouldBlock.into())
-                    } else {
-                        Ok(())
-                    }
-                });
+                let r = socket
+                    .readable_io(|| {
+                        got = self.recv_now(fd, out)?;
+                        if got < BATCH {
+                            // The queue was drained: saying so lets tokio clear
+                            // the readiness now instead of after one more system
+                            // call that would fail with EAGAIN. A datagram that
+                            // arrives meanwhile raises a new readiness event.
+                            Err(io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .await;
                 match r {
                     Ok(()) => return Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -277,26 +276,181 @@ mod batch {
 
         pub(super) async fn recv(
             &mut self,
-            socket: &UdpSocket,
+            socket: &UdpIo,
             out: &mut Vec<(SocketAddr, Bytes)>,
         ) -> io::Result<()> {
             loop {
-                socket.readable().await?;
-                while out.len() < BATCH {
-                    match socket.try_recv_from(&mut self.buf) {
-                        Ok((n, from)) => {
-                            out.push((from, Bytes::copy_from_slice(&self.buf[..n])));
+                let buf = &mut self.buf;
+                let got = &mut *out;
+                let r = socket
+                    .readable_io(|| {
+                        while got.len() < BATCH {
+                            match socket.try_recv_from(buf) {
+                                Ok((n, from)) => {
+                                    got.push((from, Bytes::copy_from_slice(&buf[..n])));
+                                }
+                                // Clears the readiness; the burst goes out below.
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                                // Report the error on the next call, after the burst.
+                                Err(_) if !got.is_empty() => return Ok(()),
+                                Err(e) => return Err(e),
+                            }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        // Report the error on the next call, after the burst.
-                        Err(_) if !out.is_empty() => break,
-                        Err(e) => return Err(e),
+                        Ok(())
+                    })
+                    .await;
+                match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if !out.is_empty() {
+                            return Ok(());
+                        }
                     }
-                }
-                if !out.is_empty() {
-                    return Ok(());
+                    Err(e) => return Err(e),
                 }
             }
+        }
+    }
+}
+
+/// The socket as the runtime watches it.
+#[cfg(unix)]
+mod sock {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::os::fd::{AsRawFd, RawFd};
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+
+    fn register(
+        socket: std::net::UdpSocket,
+        interest: Interest,
+    ) -> io::Result<AsyncFd<std::net::UdpSocket>> {
+        // SAFETY: the socket owns its descriptor and is moved into the
+        // `AsyncFd`, so the descriptor stays open and the same until the
+        // `AsyncFd` is dropped.
+        Ok(unsafe { AsyncFd::register_with_interest(socket, interest) }?)
+    }
+
+    /// Registered for reading only. A standing write interest (what
+    /// `tokio::net::UdpSocket` registers) is edge-triggered on every
+    /// datagram that leaves the send buffer: on a busy server that is one
+    /// extra wake-up of the event loop per response sent, for nothing, since
+    /// sends go straight out and only wait when the buffer is full.
+    pub(crate) struct UdpIo {
+        fd: AsyncFd<std::net::UdpSocket>,
+    }
+
+    impl UdpIo {
+        /// `socket` must be non-blocking.
+        pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<UdpIo> {
+            Ok(UdpIo {
+                fd: register(socket, Interest::READABLE)?,
+            })
+        }
+
+        pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.fd.get_ref().local_addr()
+        }
+
+        #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+        pub(crate) fn raw_fd(&self) -> RawFd {
+            self.fd.as_raw_fd()
+        }
+
+        /// Waits until readable, then runs `f` once; a `WouldBlock` from `f`
+        /// clears the readiness and is returned.
+        pub(crate) async fn readable_io<R>(
+            &self,
+            f: impl FnOnce() -> io::Result<R>,
+        ) -> io::Result<R> {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|_| f()) {
+                Ok(r) => r,
+                Err(_would_block) => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+
+        #[cfg_attr(target_os = "linux", allow(dead_code))]
+        pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+            self.fd.get_ref().recv_from(buf)
+        }
+
+        /// Sends now or fails with `WouldBlock`.
+        pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+            self.fd.get_ref().send_to(buf, to)
+        }
+
+        /// Sends, waiting for room in the send buffer. The write interest is
+        /// registered (on a duplicate descriptor, since one descriptor is
+        /// registered once) only while waiting.
+        pub(crate) async fn send_to_when_ready(
+            &self,
+            buf: &[u8],
+            to: SocketAddr,
+        ) -> io::Result<usize> {
+            match self.try_send_to(buf, to) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            let dup = register(self.fd.get_ref().try_clone()?, Interest::WRITABLE)?;
+            loop {
+                let mut guard = dup.writable().await?;
+                if let Ok(r) = guard.try_io(|s| s.get_ref().send_to(buf, to)) {
+                    return r;
+                }
+            }
+        }
+    }
+}
+
+/// Elsewhere tokio's socket, with the same surface.
+#[cfg(not(unix))]
+mod sock {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use tokio::io::Interest;
+    use tokio::net::UdpSocket;
+
+    pub(crate) struct UdpIo {
+        socket: UdpSocket,
+    }
+
+    impl UdpIo {
+        pub(crate) fn new(socket: std::net::UdpSocket) -> io::Result<UdpIo> {
+            Ok(UdpIo {
+                socket: UdpSocket::from_std(socket)?,
+            })
+        }
+
+        pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.socket.local_addr()
+        }
+
+        pub(crate) async fn readable_io<R>(
+            &self,
+            f: impl FnOnce() -> io::Result<R>,
+        ) -> io::Result<R> {
+            self.socket.readable().await?;
+            self.socket.try_io(Interest::READABLE, f)
+        }
+
+        pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+            self.socket.try_recv_from(buf)
+        }
+
+        pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+            self.socket.try_send_to(buf, to)
+        }
+
+        pub(crate) async fn send_to_when_ready(
+            &self,
+            buf: &[u8],
+            to: SocketAddr,
+        ) -> io::Result<usize> {
+            self.socket.send_to(buf, to).await
         }
     }
 }
@@ -333,7 +487,7 @@ async fn send_loop(shared: Arc<Shared>, ep: Arc<Endpoint>, mut queue: mpsc::Rece
                 None => break,
             },
         };
-        if let Err(e) = ep.socket.send_to(&bytes, to).await {
+        if let Err(e) = ep.socket.send_to_when_ready(&bytes, to).await {
             shared.report(Peer::udp(to), &e, bytes);
         }
         ep.queued.fetch_sub(1, Ordering::AcqRel);
@@ -390,9 +544,160 @@ pub(crate) fn send(shared: &Shared, local: Option<SocketAddr>, to: SocketAddr, b
     }
 }
 
+/// Sends a run of UDP datagrams from the first socket of their address
+/// family: one `sendmmsg` per [`BATCH`] on Linux; whatever it does not take
+/// (a full buffer, an error) goes through [`send`], which queues or reports it.
+pub(crate) fn send_many(shared: &Shared, batch: &mut Vec<(Peer, Bytes)>) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut start = 0;
+        while start < batch.len() {
+            let sent = send_run(shared, &batch[start..]);
+            if sent == 0 {
+                let (to, bytes) = batch[start].clone();
+                send(shared, None, to.addr, bytes);
+                start += 1;
+            } else {
+                start += sent;
+            }
+        }
+        batch.clear();
+    }
+    #[cfg(not(target_os = "linux"))]
+    for (to, bytes) in batch.drain(..) {
+        send(shared, None, to.addr, bytes);
+    }
+}
+
+/// Sends the longest prefix of `items` (at most [`BATCH`]) that shares one
+/// address family with one `sendmmsg`; returns how many left (0: let
+/// [`send`] handle the first one).
+#[cfg(target_os = "linux")]
+fn send_run(shared: &Shared, items: &[(Peer, Bytes)]) -> usize {
+    let Some((first, _)) = items.first() else {
+        return 0;
+    };
+    let v4 = first.addr.ip().to_canonical().is_ipv4();
+    let run = items
+        .iter()
+        .take(BATCH)
+        .take_while(|(p, _)| p.addr.ip().to_canonical().is_ipv4() == v4)
+        .count();
+    if run < 2 {
+        return 0;
+    }
+    let ep = {
+        let endpoints = match shared.udp.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match endpoints.iter().find(|ep| ep.local.is_ipv4() == v4) {
+            Some(ep) => ep.clone(),
+            None => return 0,
+        }
+    };
+    if ep.queued.load(Ordering::Acquire) != 0 {
+        // Earlier datagrams wait in the queue: these go behind them.
+        return 0;
+    }
+    let mut addrs: [socket2::SockAddr; BATCH] =
+        std::array::from_fn(|_| socket2::SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0))));
+    // SAFETY: all-zero iovec and mmsghdr values are valid (null pointers,
+    // zero lengths); each pointer set below points into `items` or `addrs`,
+    // which outlive the call, and the kernel only reads through them.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..run {
+        let (to, bytes) = &items[i];
+        addrs[i] =
+            socket2::SockAddr::from(SocketAddr::new(to.addr.ip().to_canonical(), to.addr.port()));
+        iovs[i].iov_base = bytes.as_ptr() as *mut libc::c_void;
+        iovs[i].iov_len = bytes.len();
+        hdrs[i].msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+        hdrs[i].msg_hdr.msg_namelen = addrs[i].len();
+        hdrs[i].msg_hdr.msg_iov = std::ptr::from_mut(&mut iovs[i]);
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `hdrs` holds `run` initialised headers as set up above.
+    let n = unsafe {
+        libc::sendmmsg(
+            ep.socket.raw_fd(),
+            hdrs.as_mut_ptr(),
+            run as libc::c_uint,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    // On an error nothing left; `send` retries the first and reports it.
+    usize::try_from(n).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::peer::ListenSpec;
+    use crate::transport::TransportHandle;
+
+    fn receiver() -> (std::net::UdpSocket, SocketAddr) {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let a = s.local_addr().unwrap();
+        (s, a)
+    }
+
+    fn read_n(s: &std::net::UdpSocket, n: usize, from: SocketAddr) -> Vec<String> {
+        let mut buf = [0u8; 100];
+        (0..n)
+            .map(|_| {
+                let (len, src) = s.recv_from(&mut buf).unwrap();
+                assert_eq!(src, from);
+                String::from_utf8(buf[..len].to_vec()).unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_leaves_in_order_and_a_bad_destination_is_reported() {
+        let spec: ListenSpec = "udp:127.0.0.1:0".parse().unwrap();
+        let (h, _rx) = TransportHandle::bind(&[spec]).await.unwrap();
+        let ours = h.local_addrs()[0].addr;
+        let mut errors = h.send_errors();
+        let ((a, a_addr), (b, b_addr)) = (receiver(), receiver());
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        // More than one system call's worth, two peers interleaved, and an
+        // IPv6 destination that no bound socket can reach in the middle.
+        let mut batch = Vec::new();
+        for i in 0..2 * BATCH {
+            let to = if i % 2 == 0 { a_addr } else { b_addr };
+            batch.push((Peer::udp(to), Bytes::from(format!("m{i}"))));
+            if i == BATCH / 2 {
+                batch.push((Peer::udp(v6), Bytes::from_static(b"lost")));
+            }
+        }
+        h.send_all(&mut batch);
+        assert!(batch.is_empty());
+        let even: Vec<String> = (0..2 * BATCH).step_by(2).map(|i| format!("m{i}")).collect();
+        let odd: Vec<String> = (1..2 * BATCH).step_by(2).map(|i| format!("m{i}")).collect();
+        assert_eq!(read_n(&a, BATCH, ours), even);
+        assert_eq!(read_n(&b, BATCH, ours), odd);
+        let err = errors.try_recv().unwrap();
+        assert_eq!(
+            (err.to.addr, err.kind),
+            (v6, io::ErrorKind::AddrNotAvailable)
+        );
+        assert_eq!(&err.bytes[..], b"lost");
+    }
+
+    #[tokio::test]
+    async fn a_single_message_and_an_empty_batch() {
+        let spec: ListenSpec = "udp:127.0.0.1:0".parse().unwrap();
+        let (h, _rx) = TransportHandle::bind(&[spec]).await.unwrap();
+        let ours = h.local_addrs()[0].addr;
+        let (a, a_addr) = receiver();
+        h.send_all(&mut Vec::new());
+        h.send_all(&mut vec![(Peer::udp(a_addr), Bytes::from_static(b"one"))]);
+        assert_eq!(read_n(&a, 1, ours), ["one"]);
+    }
 
     #[test]
     fn stun_detection() {
