@@ -1,6 +1,9 @@
 //! The relay's forwarding engine: a few worker threads, each with its own
-//! event loop (`mio`: epoll, kqueue or IOCP) over a share of the relay
-//! sockets.
+//! event loop over a share of the relay sockets. On Linux with io_uring the
+//! loop is [`crate::uring`]'s; elsewhere, or when the kernel refuses
+//! io_uring, it is the polling loop below (`mio`: epoll, kqueue or IOCP).
+//! Both share the per-socket state ([`Flow`]) and the per-packet checks
+//! ([`forward`]).
 //!
 //! All sockets of a session live on one worker, so a stream's two sides are
 //! forwarded by the same thread with no state crossing threads but the
@@ -54,6 +57,68 @@ pub(crate) struct NewStream {
     pub ends: [Endpoint; 2],
 }
 
+impl NewStream {
+    /// The stream's four sockets, each with the flow that forwards what it
+    /// receives, in the order [A RTP, A RTCP, B RTP, B RTCP]; `tokens` are
+    /// the worker's handles for them in that order. Socket k forwards out of
+    /// socket k ^ 2: the same channel on the other side. Also the two port
+    /// leases, to hold as long as the sockets.
+    pub(crate) fn into_flows(
+        self,
+        tokens: [usize; 4],
+    ) -> ([(std::net::UdpSocket, Flow); 4], [Lease; 2]) {
+        let [a, b] = self.ends;
+        let [a_rtp, a_rtcp] = a.sockets;
+        let [b_rtp, b_rtcp] = b.sockets;
+        let specs = [
+            (a_rtp, Side::A, RTP, a.port),
+            (a_rtcp, Side::A, RTCP, a.port + 1),
+            (b_rtp, Side::B, RTP, b.port),
+            (b_rtcp, Side::B, RTCP, b.port + 1),
+        ];
+        let mut k = 0;
+        let flows = specs.map(|(sock, side, chan, port)| {
+            let flow = Flow::new(
+                tokens[k ^ 2],
+                side,
+                chan,
+                port,
+                self.stream.clone(),
+                self.session.clone(),
+            );
+            k += 1;
+            (sock, flow)
+        });
+        (flows, [a.lease, b.lease])
+    }
+}
+
+/// Which forwarding engine the relay's workers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RelayEngine {
+    /// io_uring where the kernel offers it (Linux 6.10 and later, not
+    /// disabled by `kernel.io_uring_disabled` or a seccomp policy), the
+    /// polling engine otherwise.
+    #[default]
+    Auto,
+    /// io_uring or nothing: starting the relay fails without it.
+    IoUring,
+    /// The portable engine: `mio` readiness with `recvmmsg`/`sendmmsg`
+    /// batches on Linux.
+    Poll,
+}
+
+impl RelayEngine {
+    /// `MEDIA_RELAY_ENGINE` (`auto`, `io_uring` or `poll`), else `Auto`.
+    pub fn from_env() -> RelayEngine {
+        match std::env::var("MEDIA_RELAY_ENGINE").as_deref() {
+            Ok("io_uring" | "io-uring" | "uring") => RelayEngine::IoUring,
+            Ok("poll" | "mio" | "epoll") => RelayEngine::Poll,
+            _ => RelayEngine::Auto,
+        }
+    }
+}
+
 /// Settings the workers share, fixed when the relay starts.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -68,11 +133,61 @@ pub(crate) struct Shared {
 pub(crate) struct WorkerHandle {
     /// `None` only while dropping.
     tx: Option<mpsc::Sender<Command>>,
-    waker: Arc<Waker>,
+    kick: Kick,
+}
+
+/// How a worker blocked in the kernel is woken for commands.
+enum Kick {
+    Poll(Arc<Waker>),
+    #[cfg(target_os = "linux")]
+    Uring(Arc<crate::uring::Kick>),
+}
+
+impl Kick {
+    fn wake(&self) -> io::Result<()> {
+        match self {
+            Kick::Poll(w) => w.wake(),
+            #[cfg(target_os = "linux")]
+            Kick::Uring(k) => k.wake(),
+        }
+    }
 }
 
 impl WorkerHandle {
-    pub fn start(index: usize, shared: Shared) -> io::Result<WorkerHandle> {
+    /// Starts worker `index` on `engine` (never `Auto` in the result).
+    pub fn start(
+        index: usize,
+        shared: Shared,
+        engine: RelayEngine,
+    ) -> io::Result<(WorkerHandle, RelayEngine)> {
+        #[cfg(target_os = "linux")]
+        if engine != RelayEngine::Poll {
+            let (tx, rx) = mpsc::channel();
+            match crate::uring::start(index, shared.clone(), rx) {
+                Ok(kick) => {
+                    let h = WorkerHandle {
+                        tx: Some(tx),
+                        kick: Kick::Uring(kick),
+                    };
+                    return Ok((h, RelayEngine::IoUring));
+                }
+                Err(e) if engine == RelayEngine::IoUring => return Err(e),
+                Err(e) => {
+                    debug!(error = %e, "io_uring unavailable, relay worker polls instead");
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        if engine == RelayEngine::IoUring {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring exists on Linux only",
+            ));
+        }
+        Ok((WorkerHandle::start_poll(index, shared)?, RelayEngine::Poll))
+    }
+
+    fn start_poll(index: usize, shared: Shared) -> io::Result<WorkerHandle> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = mpsc::channel();
@@ -93,7 +208,7 @@ impl WorkerHandle {
             .spawn(move || worker.run())?;
         Ok(WorkerHandle {
             tx: Some(tx),
-            waker,
+            kick: Kick::Poll(waker),
         })
     }
 
@@ -102,7 +217,7 @@ impl WorkerHandle {
     pub fn send(&self, cmd: Command) {
         let Some(tx) = &self.tx else { return };
         if tx.send(cmd).is_ok() {
-            if let Err(e) = self.waker.wake() {
+            if let Err(e) = self.kick.wake() {
                 warn!(error = %e, "cannot wake a relay worker");
             }
         }
@@ -114,7 +229,7 @@ impl Drop for WorkerHandle {
         // Close the channel first: the worker applies what is queued, sees
         // it closed, closes its sockets and ends.
         self.tx = None;
-        let _ = self.waker.wake();
+        let _ = self.kick.wake();
     }
 }
 
@@ -146,19 +261,58 @@ impl Dest {
     }
 }
 
-/// One relay socket: packets from `side`'s phone on `chan`, forwarded out
-/// of the socket at `peer` to the other side's phone.
-struct Sock {
-    sock: UdpSocket,
-    peer: usize,
-    side: Side,
-    chan: usize,
-    port: u16,
-    stream: Arc<StreamState>,
-    session: Arc<SessionState>,
+/// What a worker keeps per relay socket, whatever the engine: packets from
+/// `side`'s phone on `chan`, forwarded out of the socket at `peer` to the
+/// other side's phone.
+pub(crate) struct Flow {
+    pub peer: usize,
+    pub side: Side,
+    pub chan: usize,
+    pub port: u16,
+    pub stream: Arc<StreamState>,
+    pub session: Arc<SessionState>,
     latch: Latch,
     dest: Dest,
     tracker: Tracker,
+}
+
+impl Flow {
+    pub fn new(
+        peer: usize,
+        side: Side,
+        chan: usize,
+        port: u16,
+        stream: Arc<StreamState>,
+        session: Arc<SessionState>,
+    ) -> Flow {
+        Flow {
+            peer,
+            side,
+            chan,
+            port,
+            stream,
+            session,
+            latch: Latch {
+                armed: true,
+                ..Latch::default()
+            },
+            dest: Dest::default(),
+            tracker: Tracker::default(),
+        }
+    }
+
+    /// Counts `n` datagrams that this socket's direction failed to send.
+    pub fn send_failed(&self, n: u64) {
+        self.stream.dirs[self.side.index()]
+            .send_errors
+            .fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One relay socket of the polling engine.
+struct Sock {
+    sock: UdpSocket,
+    flow: Flow,
 }
 
 /// The sockets of one stream and the leases of their ports. Sockets close
@@ -224,7 +378,6 @@ impl Worker {
 
     fn add(&mut self, s: NewStream) {
         let id = s.session.id;
-        let [a, b] = s.ends;
         let mut tokens = [0usize; 4];
         for t in &mut tokens {
             *t = self.free.pop().unwrap_or_else(|| {
@@ -232,53 +385,22 @@ impl Worker {
                 self.socks.len() - 1
             });
         }
-        // Tokens: [A RTP, A RTCP, B RTP, B RTCP]; each forwards out of the
-        // same channel on the other side.
-        let Endpoint {
-            sockets: [a_rtp, a_rtcp],
-            port: a_port,
-            lease: a_lease,
-        } = a;
-        let Endpoint {
-            sockets: [b_rtp, b_rtcp],
-            port: b_port,
-            lease: b_lease,
-        } = b;
-        let socks = [
-            (a_rtp, Side::A, RTP, a_port),
-            (a_rtcp, Side::A, RTCP, a_port + 1),
-            (b_rtp, Side::B, RTP, b_port),
-            (b_rtcp, Side::B, RTCP, b_port + 1),
-        ];
-        for (k, (std_sock, side, chan, port)) in socks.into_iter().enumerate() {
+        let (flows, leases) = s.into_flows(tokens);
+        for (k, (std_sock, flow)) in flows.into_iter().enumerate() {
             let mut sock = UdpSocket::from_std(std_sock);
             if let Err(e) =
                 self.poll
                     .registry()
                     .register(&mut sock, Token(tokens[k]), Interest::READABLE)
             {
-                warn!(session = %id, port, error = %e, "cannot watch a relay socket");
+                warn!(session = %id, port = flow.port, error = %e, "cannot watch a relay socket");
             }
-            self.socks[tokens[k]] = Some(Sock {
-                sock,
-                peer: tokens[k ^ 2],
-                side,
-                chan,
-                port,
-                stream: s.stream.clone(),
-                session: s.session.clone(),
-                latch: Latch {
-                    armed: true,
-                    ..Latch::default()
-                },
-                dest: Dest::default(),
-                tracker: Tracker::default(),
-            });
+            self.socks[tokens[k]] = Some(Sock { sock, flow });
         }
-        self.sessions.entry(id).or_default().push(Held {
-            tokens,
-            leases: [a_lease, b_lease],
-        });
+        self.sessions
+            .entry(id)
+            .or_default()
+            .push(Held { tokens, leases });
     }
 
     fn remove(&mut self, id: SessionId) {
@@ -298,7 +420,7 @@ impl Worker {
         let Some(Some(me)) = self.socks.get(t) else {
             return;
         };
-        let peer = me.peer;
+        let peer = me.flow.peer;
         loop {
             let Some(Some(me)) = self.socks.get_mut(t) else {
                 return;
@@ -307,13 +429,14 @@ impl Worker {
                 Ok(0) => return,
                 Ok(n) => n,
                 Err(e) => {
-                    debug!(port = me.port, error = %e, "relay receive failed");
+                    debug!(port = me.flow.port, error = %e, "relay receive failed");
                     return;
                 }
             };
             let now = self.shared.epoch.elapsed();
             for i in 0..n {
-                if let Some(to) = forward(me, &self.shared, &self.batch, i, now) {
+                let (pkt, src) = self.batch.packet(i);
+                if let Some(to) = forward(&mut me.flow, &self.shared, pkt, src, now) {
                     self.batch.queue(i, to);
                 }
             }
@@ -321,9 +444,7 @@ impl Worker {
                 let failed = self.batch.flush(&out.sock);
                 if failed > 0 {
                     if let Some(Some(me)) = self.socks.get(t) {
-                        me.stream.dirs[me.side.index()]
-                            .send_errors
-                            .fetch_add(failed, Ordering::Relaxed);
+                        me.flow.send_failed(failed);
                     }
                 }
             }
@@ -334,16 +455,15 @@ impl Worker {
     }
 }
 
-/// Checks and counts datagram `i` of the batch received on `me`; returns
+/// Checks and counts datagram `pkt` from `src` received on `me`; returns
 /// where to send it, if anywhere.
-fn forward(
-    me: &mut Sock,
+pub(crate) fn forward(
+    me: &mut Flow,
     shared: &Shared,
-    batch: &Batch,
-    i: usize,
+    pkt: &[u8],
+    src: Option<SocketAddr>,
     now: Duration,
 ) -> Option<SocketAddr> {
-    let (pkt, src) = batch.packet(i);
     let n = pkt.len();
     let ctr = &me.stream.dirs[me.side.index()];
     let kind = if me.chan == RTP {

@@ -12,7 +12,10 @@ mod police;
 mod relay;
 mod rewrite;
 mod track;
+#[cfg(target_os = "linux")]
+mod uring;
 
+pub use engine::RelayEngine;
 pub use police::{PoliceConfig, PoliceStats};
 pub use relay::{
     ChannelStats, DirectionStats, MediaError, Relay, RelayConfig, Session, SessionId, SessionStats,

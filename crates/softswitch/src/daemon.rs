@@ -20,7 +20,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
-pub fn server_config(config: &Config) -> ServerConfig {
+/// The engine's settings from `config`; its dial plan is moved into the
+/// router (left empty in `config`), the rest is copied.
+pub fn server_config(config: &mut Config) -> ServerConfig {
     let extensions: HashMap<String, ExtensionInfo> = config
         .extensions
         .iter()
@@ -62,7 +64,7 @@ pub fn server_config(config: &Config) -> ServerConfig {
                 estimator: config.admission.estimator(),
                 sites: config.admission.sites.clone(),
             },
-            router: std::sync::Arc::new(routing::Router::new(config.dialplan.clone())),
+            router: std::sync::Arc::new(routing::Router::new(std::mem::take(&mut config.dialplan))),
             trunks: HashMap::new(),
         },
         listen: config.sip.listen.clone(),
@@ -79,7 +81,8 @@ pub fn server_config(config: &Config) -> ServerConfig {
                 drop_excess: config.admission.police_drop,
                 ..media::PoliceConfig::default()
             },
-            workers: 0,
+            workers: config.media.workers,
+            engine: config.media.engine,
         },
     }
 }
@@ -130,19 +133,27 @@ pub async fn resolve_trunks(config: &Config) -> HashMap<String, TrunkInfo> {
     out
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let mut cfg = server_config(&config);
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    let mut cfg = server_config(&mut config);
     cfg.settings.trunks = resolve_trunks(&config).await;
+    let (admin_addr, extensions, domain) = (
+        config.admin.listen,
+        config.extensions.len(),
+        config.sip.domain.clone(),
+    );
+    // The engine has its own copy of everything it needs from here on.
+    drop(config);
     let running = pbx::start(cfg, shutdown_signal())
         .await
         .context("starting the softswitch")?;
+    crate::config::release_freed_heap();
     tracing::info!(
-        extensions = config.extensions.len(),
-        domain = %config.sip.domain,
+        extensions,
+        %domain,
         "softswitch running; SIGINT or SIGTERM ends calls and stops"
     );
     // The PBX keeps working without its admin API; say loudly that it is missing.
-    let (admin_addr, snapshot) = (config.admin.listen, running.snapshot.clone());
+    let snapshot = running.snapshot.clone();
     let admin = tokio::spawn(async move {
         if let Err(e) = crate::admin::serve(admin_addr, snapshot).await {
             tracing::error!("{e:#}");

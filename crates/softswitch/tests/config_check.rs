@@ -203,6 +203,34 @@ fn bad_rtp_ranges() {
 }
 
 #[test]
+fn relay_workers_and_engine() {
+    let cases = [
+        ("workers = 65", 11, "`workers` 65 must be 0"),
+        ("workers = -1", 11, "`workers` -1 must be 0"),
+        ("engine = \"uring\"", 10, "`engine` \"uring\" is not one of"),
+    ];
+    for (line, col, cause) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "a.toml", &format!("{SIP}[media]\n{line}\n"));
+        assert_error(&refused(dir.path()), &f, 5, col, cause);
+    }
+    for good in [
+        "workers = 0\nengine = \"auto\"",
+        "workers = 3\nengine = \"poll\"",
+        "engine = \"io_uring\"",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "a.toml",
+            &format!("{SIP}[media]\n{good}\n\n[[extension]]\nnumber = \"1001\"\npassword = \"Kq7-vLm2-Wx9z\"\n"),
+        );
+        let out = check(dir.path());
+        assert!(out.status.success(), "{good}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn weak_passwords_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(

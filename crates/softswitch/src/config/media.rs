@@ -30,6 +30,11 @@ pub struct MediaConfig {
     /// `dead_media_seconds`: a call whose legs send no RTP for this long is
     /// ended (5-86400, default 60).
     pub dead_media: Duration,
+    /// `workers`: relay threads, 0 = one per two cores (0-64, default 0).
+    pub workers: usize,
+    /// `engine`: `"auto"` (io_uring where the kernel offers it), `"io_uring"`
+    /// (refuse to start without it) or `"poll"` (readiness polling).
+    pub engine: media::RelayEngine,
 }
 
 impl Default for MediaConfig {
@@ -40,6 +45,8 @@ impl Default for MediaConfig {
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise: None,
             dead_media: Duration::from_secs(DEFAULT_DEAD_MEDIA_SECONDS),
+            workers: 0,
+            engine: media::RelayEngine::Auto,
         }
     }
 }
@@ -51,6 +58,8 @@ pub(crate) struct RawMedia {
     bind: Option<Spanned<IpAddr>>,
     advertise: Option<Spanned<IpAddr>>,
     dead_media_seconds: Option<Spanned<u64>>,
+    workers: Option<Spanned<i64>>,
+    engine: Option<Spanned<String>>,
 }
 
 pub(crate) fn build(section: Option<Section<RawMedia>>, diag: &mut Diag) -> Option<MediaConfig> {
@@ -95,6 +104,29 @@ pub(crate) fn build(section: Option<Section<RawMedia>>, diag: &mut Diag) -> Opti
                 &loc(dead.span()),
                 format!("`dead_media_seconds` {secs} must be 5 to 86400 seconds"),
             );
+        }
+    }
+    if let Some(w) = &raw.workers {
+        match usize::try_from(*w.get_ref()) {
+            Ok(n) if n <= 64 => config.workers = n,
+            _ => diag.at(
+                &loc(w.span()),
+                format!(
+                    "`workers` {} must be 0 (one per two cores) to 64",
+                    w.get_ref()
+                ),
+            ),
+        }
+    }
+    if let Some(e) = &raw.engine {
+        match e.get_ref().as_str() {
+            "auto" => config.engine = media::RelayEngine::Auto,
+            "io_uring" => config.engine = media::RelayEngine::IoUring,
+            "poll" => config.engine = media::RelayEngine::Poll,
+            other => diag.at(
+                &loc(e.span()),
+                format!("`engine` \"{other}\" is not one of \"auto\", \"io_uring\", \"poll\""),
+            ),
         }
     }
     (diag.error_count() == errors_before).then_some(config)
