@@ -159,8 +159,12 @@ def cmd_report(res_path, out_path, elapsed, reps, dur, cmdline, crit_dir):
                 if p99 is not None and p99 >= CONC_P99_MS:
                     out.append(f"latency p99 {p99:.1f} ms")
             rate = g.get("achieved_rate") or c.get("achieved_cps")
-            if rate:
+            if rate and r["point"].startswith(("register:", "calls:", "setup:")):
                 out.append(f"achieved {rate:,.0f}/s")
+            up = c.get("max_concurrent")
+            n = int(r["point"].partition(":")[2] or 0)
+            if up is not None and r["point"].startswith("conc:") and up < n:
+                out.append(f"only {up:,} calls up")
             break
         return "; ".join(out) or "no result"
 
