@@ -59,10 +59,10 @@ pub fn same_contact(a: &Uri, b: &Uri) -> bool {
         return false;
     }
     if !matches!(a.scheme, Scheme::Sip | Scheme::Sips) {
-        return a.opaque == b.opaque;
+        return a.opaque() == b.opaque();
     }
     if a.user != b.user
-        || a.password != b.password
+        || a.password() != b.password()
         || !a.host.eq_ignore_ascii_case(&b.host)
         || a.port != b.port
     {

@@ -1169,7 +1169,7 @@ mod tests {
             ["<sip:user@example.com?Route=%3Csip:sip.example.com%3E>;expires=3600"]
         );
         assert_eq!(
-            h.lookup("user", 0)[0].contact.headers.as_deref(),
+            h.lookup("user", 0)[0].contact.headers().map(|h| h.as_ref()),
             Some(&b"Route=%3Csip:sip.example.com%3E"[..])
         );
     }

@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::header::{CSeq, NameAddr, Params, Via};
 use crate::message::{Header, HeaderName, Message, Method, Request, Response, StartLine};
-use crate::uri::{Scheme, Uri};
+use crate::uri::{Scheme, Uri, UriExtra};
 
 /// Why a message was refused. The text goes into the 400's reason phrase.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -437,7 +437,7 @@ fn parse_start_line(buf: &Bytes, from: usize, to: usize) -> Result<StartLine, Pa
     let uri =
         parse_uri_in(buf, &buf[from + sp1 + 1..from + sp2]).map_err(|_| ParseError::RequestUri)?;
     // Escaped headers are not allowed in a Request-URI (RFC 3261 §19.1.5).
-    if uri.headers.is_some() {
+    if uri.headers().is_some() {
         return Err(ParseError::RequestUri);
     }
     Ok(StartLine::Request(Request {
@@ -763,12 +763,10 @@ fn simple_sip_uri(src: &Bytes, b: &[u8]) -> Option<Uri> {
     Some(Uri {
         scheme: Scheme::Sip,
         user: user.map(|u| sub(src, u)),
-        password: None,
         host: sub(src, &hp[..h]),
         port,
         params: Params(list),
-        headers: None,
-        opaque: None,
+        extra: None,
     })
 }
 
@@ -805,12 +803,13 @@ fn parse_uri_general(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
         return Ok(Uri {
             scheme,
             user: None,
-            password: None,
             host: Bytes::new(),
             port: None,
             params: Params::default(),
-            headers: None,
-            opaque: Some(sub(src, rest)),
+            extra: Some(Box::new(UriExtra {
+                opaque: Some(sub(src, rest)),
+                ..UriExtra::default()
+            })),
         });
     }
     // No '@' may appear outside the userinfo, so the first one ends it.
@@ -851,12 +850,15 @@ fn parse_uri_general(src: &Bytes, b: &[u8]) -> Result<Uri, ParseError> {
     Ok(Uri {
         scheme,
         user,
-        password,
         host: sub(src, host),
         port,
         params: parse_uri_params(src, params)?,
-        headers,
-        opaque: None,
+        extra: UriExtra {
+            password,
+            headers,
+            opaque: None,
+        }
+        .boxed(),
     })
 }
 
@@ -1286,7 +1288,7 @@ mod tests {
         assert!(u("sip:a@b c").is_err());
         assert!(u("sip:a@@b").is_err());
         assert_eq!(
-            u("sips:a@b?x=1&y=2").unwrap().headers.unwrap().as_ref(),
+            u("sips:a@b?x=1&y=2").unwrap().headers().unwrap().as_ref(),
             b"x=1&y=2"
         );
         assert!(matches!(u("tel:+1-555").unwrap().scheme, Scheme::Tel));

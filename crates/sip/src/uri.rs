@@ -22,15 +22,30 @@ pub struct Uri {
     pub scheme: Scheme,
     /// The user part, still %-escaped as received.
     pub user: Option<Bytes>,
-    pub password: Option<Bytes>,
     /// Host name or IP literal (IPv6 with its brackets).
     pub host: Bytes,
     pub port: Option<u16>,
     pub params: Params,
+    /// Password, `?headers` and opaque part: rare, so boxed to keep `Uri`
+    /// (moved by value through every parse) small. `None` when all are absent.
+    pub extra: Option<Box<UriExtra>>,
+}
+
+/// The rarely present parts of a [`Uri`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UriExtra {
+    pub password: Option<Bytes>,
     /// The `?headers` part, without the `?`.
     pub headers: Option<Bytes>,
     /// For non-SIP schemes: everything after `scheme:`.
     pub opaque: Option<Bytes>,
+}
+
+impl UriExtra {
+    /// Boxed, or `None` when no part is present (so equal URIs compare equal).
+    pub fn boxed(self) -> Option<Box<UriExtra>> {
+        (self != UriExtra::default()).then(|| Box::new(self))
+    }
 }
 
 impl Uri {
@@ -39,17 +54,29 @@ impl Uri {
         Uri {
             scheme: Scheme::Sip,
             user: user.map(|u| Bytes::copy_from_slice(u.as_bytes())),
-            password: None,
             host: Bytes::copy_from_slice(host.as_bytes()),
             port,
             params: Params::default(),
-            headers: None,
-            opaque: None,
+            extra: None,
         }
     }
 
     pub fn parse(b: &Bytes) -> Result<Uri, ParseError> {
         crate::parse::parse_uri(b)
+    }
+
+    pub fn password(&self) -> Option<&Bytes> {
+        self.extra.as_ref().and_then(|e| e.password.as_ref())
+    }
+
+    /// The `?headers` part, without the `?`.
+    pub fn headers(&self) -> Option<&Bytes> {
+        self.extra.as_ref().and_then(|e| e.headers.as_ref())
+    }
+
+    /// For non-SIP schemes: everything after `scheme:`.
+    pub fn opaque(&self) -> Option<&Bytes> {
+        self.extra.as_ref().and_then(|e| e.opaque.as_ref())
     }
 
     pub fn is_sip(&self) -> bool {
@@ -72,14 +99,14 @@ impl Uri {
             Scheme::Tel => 4,
             Scheme::Other(s) => s.len() + 1,
         };
-        if let Some(o) = &self.opaque {
+        if let Some(o) = self.opaque() {
             return scheme + o.len();
         }
         let user = self.user.as_ref().map_or(0, |u| {
-            u.len() + 1 + self.password.as_ref().map_or(0, |p| 1 + p.len())
+            u.len() + 1 + self.password().map_or(0, |p| 1 + p.len())
         });
         let port = self.port.map_or(0, |p| 1 + digits(p as u32));
-        let headers = self.headers.as_ref().map_or(0, |h| 1 + h.len());
+        let headers = self.headers().map_or(0, |h| 1 + h.len());
         scheme + user + self.host.len() + port + self.params.wire_len() + headers
     }
 
@@ -93,13 +120,13 @@ impl Uri {
                 out.put_u8(b':');
             }
         }
-        if let Some(o) = &self.opaque {
+        if let Some(o) = self.opaque() {
             out.put_slice(o);
             return;
         }
         if let Some(u) = &self.user {
             out.put_slice(u);
-            if let Some(p) = &self.password {
+            if let Some(p) = self.password() {
                 out.put_u8(b':');
                 out.put_slice(p);
             }
@@ -112,7 +139,7 @@ impl Uri {
             out.put_slice(b.as_bytes_mut());
         }
         self.params.write_to(out);
-        if let Some(h) = &self.headers {
+        if let Some(h) = self.headers() {
             out.put_u8(b'?');
             out.put_slice(h);
         }
