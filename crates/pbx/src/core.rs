@@ -460,7 +460,11 @@ impl Core {
                 let resp = self
                     .registrar
                     .handle(now, wall, &msg, from, |u| settings.password_of(u));
-                self.tx.send_response(now, &key, resp);
+                if resp.status() == Some(401) {
+                    self.tx.send_response_and_end(now, &key, resp);
+                } else {
+                    self.tx.send_response(now, &key, resp);
+                }
             }
             Method::Options => {
                 let mut resp = self.response(&msg, 200);
@@ -542,7 +546,7 @@ impl Core {
                 for c in self.proxy_auth.challenge(wall, stale) {
                     resp.push(HeaderName::ProxyAuthenticate, c);
                 }
-                self.tx.send_response(now, key, resp);
+                self.tx.send_response_and_end(now, key, resp);
                 None
             }
         }

@@ -646,6 +646,41 @@ fn non_invite_server_absorbs_and_replays_until_timer_j() {
 }
 
 #[test]
+fn challenge_ends_the_server_transaction_at_once() {
+    for (method, code) in [("REGISTER", 401), ("INVITE", 407)] {
+        let mut sim = Sim::new();
+        let req = their_request(method, &ua_via("z9hG4bKch1"), 1, method, None);
+        sim.recv(req.clone(), udp(UA));
+        let key = request_key(&sim.take_events());
+        sim.layer.send_response_and_end(
+            sim.now,
+            &key,
+            Message::response_to(&req, code, Some("c1")),
+        );
+        sim.drain();
+        let sent = sim.take_sent();
+        assert_eq!(sent.len(), 1, "{method}");
+        assert_eq!(parsed(&sent[0].1).status(), Some(code));
+        assert_eq!(
+            sim.take_events(),
+            vec![(ms(0), TxEvent::Terminated { key })]
+        );
+        // No state and no timer left: nothing is retransmitted later.
+        assert_eq!(sim.layer.len(), 0, "{method}");
+        assert_eq!(sim.layer.timer_count(), 0, "{method}");
+        sim.advance_to(ms(40_000));
+        assert!(sim.take_sent().is_empty(), "{method}");
+        // A retransmitted request is a new request, to be challenged again.
+        sim.recv(req, udp(UA));
+        let events = sim.take_events();
+        assert!(
+            matches!(&events[..], [(_, TxEvent::Request { .. })]),
+            "{method}: {events:?}"
+        );
+    }
+}
+
+#[test]
 fn non_invite_server_proceeding_replays_the_provisional() {
     let mut sim = Sim::new();
     let req = their_request("REGISTER", &ua_via("z9hG4bKreg1"), 1, "REGISTER", None);

@@ -270,6 +270,17 @@ impl TransactionLayer {
         }
     }
 
+    /// Sends a final response through server transaction `key` and ends the
+    /// transaction at once, as a stateless proxy answers: for digest
+    /// challenges (401/407). A retransmitted request then opens a new
+    /// transaction and gets a fresh challenge, the ACK of a 407 is passed up
+    /// as a stray ACK, and requests that never authenticate (a flood from an
+    /// unknown source) leave no state behind for Timer J or H.
+    pub fn send_response_and_end(&mut self, now: Instant, key: &TxKey, msg: Message) {
+        self.send_response(now, key, msg);
+        self.terminate(key.0);
+    }
+
     /// Sends a request or response outside any transaction (the ACK for a 2xx, a stateless response).
     pub fn send_stateless(&mut self, msg: &Message, to: Peer) {
         self.transmit(to, msg.to_bytes());
