@@ -67,9 +67,8 @@ pub struct RelayConfig {
     pub dead_media: Duration,
     /// Bandwidth policing of sessions given a reservation.
     pub police: PoliceConfig,
-    /// Forwarding threads; 0 (the default) means one per two CPU cores (at
-    /// least one, at most [`RelayConfig::MAX_AUTO_WORKERS`]). A call's
-    /// sockets all belong to one.
+    /// Forwarding threads; 0 (the default) means one per CPU core, at most
+    /// [`RelayConfig::MAX_AUTO_WORKERS`]. A call's sockets all belong to one.
     pub workers: usize,
     /// How the workers move packets.
     pub engine: RelayEngine,
@@ -93,13 +92,12 @@ impl RelayConfig {
     pub const MAX_AUTO_WORKERS: usize = 8;
 
     fn worker_count(&self) -> usize {
-        // Half the cores: on loopback and on a NIC alike, much of a relayed
-        // packet's cost is the kernel delivering it, which runs beside the
-        // worker; and a worker with more sockets wakes less per packet (one
-        // worker cost 8% less per packet than two on two cores).
+        // One per core: with the polling engine two workers on two cores
+        // held 1,100 G.711 calls within p99 5 ms where one did not hold 800.
         match self.workers {
-            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2)
-                .clamp(1, Self::MAX_AUTO_WORKERS),
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(Self::MAX_AUTO_WORKERS),
             n => n,
         }
     }

@@ -30,10 +30,10 @@ pub struct MediaConfig {
     /// `dead_media_seconds`: a call whose legs send no RTP for this long is
     /// ended (5-86400, default 60).
     pub dead_media: Duration,
-    /// `workers`: relay threads, 0 = one per two cores (0-64, default 0).
+    /// `workers`: relay threads, 0 = one per core (0-64, default 0).
     pub workers: usize,
-    /// `engine`: `"auto"` (io_uring where the kernel offers it), `"io_uring"`
-    /// (refuse to start without it) or `"poll"` (readiness polling).
+    /// `engine`: `"auto"` (today the polling engine), `"io_uring"` (refuse
+    /// to start without it) or `"poll"` (readiness polling).
     pub engine: media::RelayEngine,
 }
 
@@ -111,10 +111,7 @@ pub(crate) fn build(section: Option<Section<RawMedia>>, diag: &mut Diag) -> Opti
             Ok(n) if n <= 64 => config.workers = n,
             _ => diag.at(
                 &loc(w.span()),
-                format!(
-                    "`workers` {} must be 0 (one per two cores) to 64",
-                    w.get_ref()
-                ),
+                format!("`workers` {} must be 0 (one per core) to 64", w.get_ref()),
             ),
         }
     }
