@@ -57,6 +57,17 @@ pub(crate) struct NewStream {
     pub ends: [Endpoint; 2],
 }
 
+/// Four free handles for a new stream's sockets: reused ones first, else
+/// new empty slots at the end of `slots`.
+pub(crate) fn take_tokens<T>(free: &mut Vec<usize>, slots: &mut Vec<Option<T>>) -> [usize; 4] {
+    [(); 4].map(|()| {
+        free.pop().unwrap_or_else(|| {
+            slots.push(None);
+            slots.len() - 1
+        })
+    })
+}
+
 impl NewStream {
     /// The stream's four sockets, each with the flow that forwards what it
     /// receives, in the order [A RTP, A RTCP, B RTP, B RTCP]; `tokens` are
@@ -381,13 +392,7 @@ impl Worker {
 
     fn add(&mut self, s: NewStream) {
         let id = s.session.id;
-        let mut tokens = [0usize; 4];
-        for t in &mut tokens {
-            *t = self.free.pop().unwrap_or_else(|| {
-                self.socks.push(None);
-                self.socks.len() - 1
-            });
-        }
+        let tokens = take_tokens(&mut self.free, &mut self.socks);
         let (flows, leases) = s.into_flows(tokens);
         for (k, (std_sock, flow)) in flows.into_iter().enumerate() {
             let mut sock = UdpSocket::from_std(std_sock);

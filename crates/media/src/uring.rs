@@ -542,13 +542,7 @@ impl Worker {
 
     fn add(&mut self, s: NewStream) {
         let id = s.session.id;
-        let mut tokens = [0usize; 4];
-        for t in &mut tokens {
-            *t = self.free.pop().unwrap_or_else(|| {
-                self.slots.push(None);
-                self.slots.len() - 1
-            });
-        }
+        let tokens = crate::engine::take_tokens(&mut self.free, &mut self.slots);
         let (flows, leases) = s.into_flows(tokens);
         for (k, (sock, flow)) in flows.into_iter().enumerate() {
             let fixed = u32::try_from(tokens[k])
