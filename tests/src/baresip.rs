@@ -69,7 +69,17 @@ impl Baresip {
         fs::write(dir.join("contacts"), "").map_err(|e| format!("write contacts: {e}"))?;
         let log = fs::File::create(dir.join("baresip.log")).map_err(|e| format!("log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
-        let child = Command::new("baresip")
+        // Line-buffered output, so the log shows a registration as soon as
+        // it happens: its ctrl_tcp event is lost when it completes before
+        // our connection is up, and the log is then the only witness.
+        let mut cmd = if Path::new("/usr/bin/stdbuf").is_file() {
+            let mut c = Command::new("/usr/bin/stdbuf");
+            c.args(["-oL", "-eL", "baresip"]);
+            c
+        } else {
+            Command::new("baresip")
+        };
+        let child = cmd
             .arg("-f")
             .arg(dir.path())
             .arg("-v")
@@ -120,12 +130,14 @@ impl Baresip {
         }
         // A registration can complete before our ctrl_tcp connection is
         // up, and its event is then never sent to us: the log has it too.
-        if kind == "REGISTER_OK" && self.log().contains("200 OK () [") {
-            return true;
-        }
+        let registered_in_log =
+            |b: &Baresip| kind == "REGISTER_OK" && b.log().contains("200 OK () [");
         let deadline = Instant::now() + wait;
         let mut chunk = [0u8; 4096];
         while Instant::now() < deadline {
+            if registered_in_log(self) {
+                return true;
+            }
             while let Some(msg) = self.next_netstring() {
                 let hit = msg.contains(&needle);
                 self.events.push(msg);
