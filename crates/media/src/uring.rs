@@ -6,7 +6,11 @@
 //! datagram to forward becomes a `send` naming its destination, straight
 //! from the buffer it arrived in, and the buffer goes back to the ring when
 //! that send completes. One `io_uring_enter` per loop turn submits the sends
-//! of the last turn and waits for the next completions.
+//! of the last turn and waits for the next completions; under load a turn
+//! also submits its sends early to have their buffers back, and a socket
+//! whose receive ran out of buffers is read with plain `recvmmsg` until
+//! it is empty, as the polling engine would, so that overload degrades the
+//! way it does there instead of turning into a storm of failed receives.
 //!
 //! The ring defers its completion work to the worker
 //! (`IORING_SETUP_DEFER_TASKRUN`): receives run when the worker enters the
@@ -17,7 +21,7 @@
 //! ([`crate::engine::forward`]); only the I/O differs.
 
 use std::alloc::{self, Layout};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -32,16 +36,29 @@ use socket2::SockAddr;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use crate::batch::MTU;
+use crate::batch::{Batch, MTU};
 use crate::engine::{forward, Command, Flow, NewStream, Shared};
 use crate::relay::{Lease, SessionId};
 
 /// Provided buffers per worker (a power of two). A buffer is held from its
 /// datagram's arrival until the send that forwards it completes, normally
-/// within one loop turn; when they run out, receives pause and are
-/// re-armed as sends complete (the datagrams wait in their sockets). Few
-/// buffers stay in the CPU caches; the kernel takes them in ring order.
+/// within one loop turn. A receive that finds none left ends; its socket
+/// is then read with plain `recvmmsg` batches until found empty, and only
+/// then armed again (re-arming at once would meet the same empty ring and
+/// fail again, socket after socket). Few buffers stay in the CPU caches;
+/// the kernel takes them in ring order.
 const BUFFERS: usize = 128;
+/// When the sends a turn queued hold more buffers than this, the turn
+/// submits them and takes their buffers back before it waits: the wait
+/// runs the next receives, and they need buffers.
+const LOW_BUFFERS: usize = BUFFERS / 4;
+/// Extra submissions a turn makes to take buffers back, at most.
+const MAX_ROUNDS: usize = 4;
+/// Queued sends a wait counts on, at most. The kernel runs receive work
+/// in proportion to the completions awaited, so a wait for all of a large
+/// turn's sends would make the next turn larger still, until the buffers
+/// run out; bounded, turns stay short under overload.
+const TURN_SENDS: usize = 32;
 /// Entries of the ring's file table, at most (also bounded by the open
 /// file limit); sockets past it are named by descriptor.
 const MAX_FIXED_FILES: u32 = 1 << 16;
@@ -185,7 +202,7 @@ impl Drop for BufRing {
 
 /// One relay socket on the ring.
 struct Slot {
-    sock: std::net::UdpSocket,
+    sock: mio::net::UdpSocket,
     /// Its index in the ring's file table, which spares the kernel a file
     /// lookup per request; `None` past the table's end.
     fixed: Option<u32>,
@@ -233,10 +250,18 @@ struct Worker {
     sessions: HashMap<SessionId, Vec<Held>>,
     closing: Vec<Closing>,
     rearm: Vec<usize>,
+    /// Sockets whose receive ended for want of buffers, read directly
+    /// (one batch each a turn) until found empty, then re-armed.
+    backlog: VecDeque<usize>,
+    /// For those reads and their sends; made on first use, as most
+    /// workers never need it.
+    batch: Option<Box<Batch>>,
     cqes: Vec<(u64, i32, u32)>,
-    /// Sends queued since the last wait: their completions are not worth
-    /// a wake-up of their own.
+    /// Sends queued since the last submission: their completions are not
+    /// worth a wake-up of their own.
     sends: usize,
+    /// Buffers the kernel has handed over and not had back yet.
+    out: usize,
 }
 
 impl Worker {
@@ -244,6 +269,9 @@ impl Worker {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
+            // Flags pending receive work, so that a submission that does not
+            // wait (sockets left to read) still runs it.
+            .setup_taskrun_flag()
             .setup_submit_all()
             .setup_cqsize(CQ_ENTRIES)
             .build(SQ_ENTRIES)?;
@@ -311,8 +339,11 @@ impl Worker {
             sessions: HashMap::new(),
             closing: Vec::new(),
             rearm: Vec::new(),
+            backlog: VecDeque::new(),
+            batch: None,
             cqes: Vec::with_capacity(CQ_ENTRIES as usize),
             sends: 0,
+            out: 0,
         };
         for bid in 0..BUFFERS as u16 {
             let addr = w.buf_ptr(bid);
@@ -382,8 +413,10 @@ impl Worker {
             // second enter. Waiting for more with a bounded delay
             // (IORING_ENTER min-wait) arms a timer each turn, and on a
             // virtual machine that costs more than the wake-ups it saves
-            // (measured: +1 to +4 µs a packet).
-            let want = mem::take(&mut self.sends) + 1;
+            // (measured: +1 to +4 µs a packet). With sockets left to read
+            // or re-arm, it does not block at all.
+            let want = mem::take(&mut self.sends).min(TURN_SENDS)
+                + usize::from(self.rearm.is_empty() && self.backlog.is_empty());
             if let Err(e) = self.ring.submit_and_wait(want) {
                 match e.raw_os_error() {
                     Some(libc::EINTR | libc::ETIME | libc::EBUSY | libc::EAGAIN) => {}
@@ -402,6 +435,62 @@ impl Worker {
 
     /// Handles what completed; false once the relay is gone.
     fn turn(&mut self) -> bool {
+        let mut alive = true;
+        let mut rounds = 0;
+        loop {
+            // Sends complete as they are submitted (UDP), so their buffers
+            // come back within the turn.
+            alive &= self.reap();
+            self.bufring.publish();
+            if self.sends == 0 || self.out <= LOW_BUFFERS || rounds == MAX_ROUNDS {
+                break;
+            }
+            if self.submit_only().is_err() {
+                break;
+            }
+            self.sends = 0;
+            rounds += 1;
+        }
+        // Datagrams received earlier on a backlogged socket leave first:
+        // the kernel issues their sends during the submission.
+        if !self.backlog.is_empty() && self.sends > 0 && self.submit_only().is_ok() {
+            self.sends = 0;
+        }
+        for _ in 0..self.backlog.len() {
+            let Some(t) = self.backlog.pop_front() else {
+                break;
+            };
+            if self.drain(t) {
+                self.backlog.push_back(t);
+            } else {
+                self.rearm.push(t);
+            }
+        }
+        for t in mem::take(&mut self.rearm) {
+            self.arm_recv(t);
+        }
+        if !self.closing.is_empty() {
+            self.finish_closing();
+        }
+        alive
+    }
+
+    /// Submits what is queued without running pending receive work (which
+    /// the ring's task-run flag would otherwise ask for): the sends complete
+    /// and give their buffers back, and no new receive takes one meanwhile.
+    fn submit_only(&mut self) -> io::Result<usize> {
+        let queued = self.ring.submission().len() as u32;
+        // SAFETY: no argument is passed; the queued requests' buffers and
+        // addresses live in `self` until their completions are reaped.
+        unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(queued, 0, 0, None)
+        }
+    }
+
+    /// Handles the completions at hand; false once the relay is gone.
+    fn reap(&mut self) -> bool {
         let mut cqes = mem::take(&mut self.cqes);
         cqes.clear();
         cqes.extend(
@@ -428,25 +517,21 @@ impl Worker {
             }
         }
         self.cqes = cqes;
-        self.bufring.publish();
-        for t in mem::take(&mut self.rearm) {
-            self.arm_recv(t);
-        }
-        if !self.closing.is_empty() {
-            self.finish_closing();
-        }
         alive
     }
 
     fn recycle(&mut self, bid: u16) {
-        recycle(&mut self.bufring, self.bufs, bid);
+        recycle(&mut self.bufring, &mut self.out, self.bufs, bid);
     }
 
     fn received(&mut self, t: usize, res: i32, flags: u32, now: Duration) {
         let bid = cqueue::buffer_select(flags);
+        if bid.is_some() {
+            self.out += 1;
+        }
         let Some(Some(slot)) = self.slots.get_mut(t) else {
             if let Some(bid) = bid {
-                recycle(&mut self.bufring, self.bufs, bid);
+                self.recycle(bid);
             }
             return;
         };
@@ -454,7 +539,11 @@ impl Worker {
             slot.armed = false;
             slot.ops = slot.ops.saturating_sub(1);
             if !slot.closing {
-                self.rearm.push(t);
+                if res == -libc::ENOBUFS {
+                    self.backlog.push_back(t);
+                } else {
+                    self.rearm.push(t);
+                }
             }
         }
         let Some(bid) = bid else {
@@ -465,7 +554,7 @@ impl Worker {
             return;
         };
         if res <= 0 || slot.closing {
-            recycle(&mut self.bufring, self.bufs, bid);
+            recycle(&mut self.bufring, &mut self.out, self.bufs, bid);
             return;
         }
         let base = buf_addr(self.bufs, bid);
@@ -473,13 +562,13 @@ impl Worker {
         // written; it is ours until recycled.
         let buf = unsafe { std::slice::from_raw_parts(base, (res as usize).min(BUF_LEN)) };
         let Ok(out) = types::RecvMsgOut::parse(buf, &self.msghdr) else {
-            recycle(&mut self.bufring, self.bufs, bid);
+            recycle(&mut self.bufring, &mut self.out, self.bufs, bid);
             return;
         };
         let src = parse_name(out.name_data());
         let payload = out.payload_data();
         let Some(to) = forward(&mut slot.flow, &self.shared, payload, src, now) else {
-            recycle(&mut self.bufring, self.bufs, bid);
+            recycle(&mut self.bufring, &mut self.out, self.bufs, bid);
             return;
         };
         let peer = slot.flow.peer;
@@ -490,7 +579,7 @@ impl Worker {
                 target(p)
             }
             _ => {
-                recycle(&mut self.bufring, self.bufs, bid);
+                recycle(&mut self.bufring, &mut self.out, self.bufs, bid);
                 return;
             }
         };
@@ -508,6 +597,51 @@ impl Worker {
                 self.sent(peer, bid, -libc::EIO);
             }
         }
+    }
+
+    /// Reads one batch waiting on socket `t` with a plain `recvmmsg` and
+    /// forwards it with one `sendmmsg`; false once the socket is empty.
+    /// Under overload a socket keeps being read this way, one batch a
+    /// turn: re-armed while datagrams wait, its receive would take the
+    /// few free buffers and end again (measured: far more loss).
+    fn drain(&mut self, t: usize) -> bool {
+        let Some(Some(me)) = self.slots.get_mut(t) else {
+            return false;
+        };
+        if me.armed || me.closing {
+            return false;
+        }
+        let batch = self.batch.get_or_insert_with(|| Box::new(Batch::new()));
+        let n = match batch.recv(&me.sock) {
+            Ok(n) => n,
+            Err(e) => {
+                debug!(port = me.flow.port, error = %e, "relay receive failed");
+                return false;
+            }
+        };
+        let peer = me.flow.peer;
+        let open = matches!(self.slots.get(peer), Some(Some(p)) if !p.closing);
+        let Some(Some(me)) = self.slots.get_mut(t) else {
+            return false;
+        };
+        let now = self.shared.epoch.elapsed();
+        for i in 0..n {
+            let (pkt, src) = batch.packet(i);
+            if let Some(to) = forward(&mut me.flow, &self.shared, pkt, src, now) {
+                if open {
+                    batch.queue(i, to);
+                }
+            }
+        }
+        if let Some(Some(out)) = self.slots.get(peer) {
+            let failed = batch.flush(&out.sock);
+            if failed > 0 {
+                if let Some(Some(me)) = self.slots.get(t) {
+                    me.flow.send_failed(failed);
+                }
+            }
+        }
+        n > 0
     }
 
     fn sent(&mut self, t: usize, bid: u16, res: i32) {
@@ -559,7 +693,7 @@ impl Worker {
                     r.is_ok()
                 });
             self.slots[tokens[k]] = Some(Slot {
-                sock,
+                sock: mio::net::UdpSocket::from_std(sock),
                 fixed,
                 flow,
                 ops: 0,
@@ -689,7 +823,8 @@ fn buf_addr(bufs: *mut u8, bid: u16) -> *mut u8 {
 }
 
 /// Hands buffer `bid` back to the kernel (seen at the next publish).
-fn recycle(ring: &mut BufRing, bufs: *mut u8, bid: u16) {
+fn recycle(ring: &mut BufRing, out: &mut usize, bufs: *mut u8, bid: u16) {
+    *out = out.saturating_sub(1);
     ring.push(bid, buf_addr(bufs, bid));
 }
 
@@ -883,14 +1018,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn auto_polls_and_io_uring_is_chosen_on_request() {
+    async fn auto_picks_io_uring_where_allowed() {
         let r = relay(30640, 30649, RelayEngine::Auto);
-        assert_eq!(r.engine(), RelayEngine::Poll);
-        drop(r);
-        if uring_allowed() {
-            let r = relay(30640, 30649, RelayEngine::IoUring);
-            assert_eq!(r.engine(), RelayEngine::IoUring);
-        }
+        let want = if uring_allowed() {
+            RelayEngine::IoUring
+        } else {
+            RelayEngine::Poll
+        };
+        assert_eq!(r.engine(), want);
     }
 
     /// Many more datagrams than provided buffers: the buffers come back as
@@ -936,6 +1071,70 @@ mod tests {
         drop(r);
         rebindable(pa).await;
         rebindable(pb).await;
+    }
+
+    /// A burst on several sockets at once, far more datagrams than
+    /// provided buffers: receives that run out of buffers go on with plain
+    /// reads, and every datagram is relayed once, in order, and counted.
+    #[tokio::test]
+    async fn a_burst_larger_than_the_buffers_is_fully_relayed() {
+        if !uring_allowed() {
+            return;
+        }
+        const SESSIONS: usize = 6;
+        // Per socket: well under what a socket buffer holds.
+        let per = (5 * super::BUFFERS / SESSIONS) as u16;
+        let r = relay(30670, 30699, RelayEngine::IoUring);
+        let mut calls = Vec::new();
+        let mut drains = Vec::new();
+        for k in 0..SESSIONS {
+            let s = r.create_session().unwrap();
+            let (a, b) = (phone().await, phone().await);
+            s.set_remote(Side::A, a.local_addr().unwrap(), None);
+            s.set_remote(Side::B, b.local_addr().unwrap(), None);
+            calls.push((s, a));
+            drains.push(tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let mut seen = Vec::new();
+                while seen.len() < usize::from(per) {
+                    let (n, _) = timeout(Duration::from_secs(3), b.recv_from(&mut buf))
+                        .await
+                        .expect("relay stalled")
+                        .unwrap();
+                    assert_eq!(&buf[12..n], format!("call{k}").as_bytes());
+                    seen.push(u16::from_be_bytes([buf[2], buf[3]]));
+                }
+                seen
+            }));
+        }
+        // All sockets at once, unpaced.
+        for seq in 0..per {
+            for (k, (s, a)) in calls.iter().enumerate() {
+                let to = at(s.local_port(Side::A));
+                a.send_to(&rtp(seq, format!("call{k}").as_bytes()), to)
+                    .await
+                    .unwrap();
+            }
+        }
+        for d in drains {
+            assert_eq!(d.await.unwrap(), (0..per).collect::<Vec<_>>());
+        }
+        for (s, _) in &calls {
+            let st = s.stats();
+            assert_eq!(st.a_to_b.rtp.packets, u64::from(per));
+            assert_eq!(st.a_to_b.send_errors, 0);
+        }
+        let ports: Vec<u16> = calls
+            .iter()
+            .flat_map(|(s, _)| [s.local_port(Side::A), s.local_port(Side::B)])
+            .collect();
+        for (s, _) in calls {
+            s.close().await;
+        }
+        assert_eq!(r.ports_in_use(), 0);
+        for p in ports {
+            rebindable(p).await;
+        }
     }
 
     /// A session dropped while its receives are armed and packets flow:
