@@ -918,6 +918,22 @@ mod tests {
         (buf, from)
     }
 
+    /// The RTP sequence numbers of the next `count` datagrams on `s`, each
+    /// checked to carry `payload`.
+    async fn sequences(s: &UdpSocket, count: u16, payload: &[u8]) -> Vec<u16> {
+        let mut buf = [0u8; 2048];
+        let mut seen = Vec::new();
+        while seen.len() < usize::from(count) {
+            let (n, _) = timeout(Duration::from_secs(3), s.recv_from(&mut buf))
+                .await
+                .expect("relay stalled")
+                .unwrap();
+            assert_eq!(&buf[12..n], payload);
+            seen.push(u16::from_be_bytes([buf[2], buf[3]]));
+        }
+        seen
+    }
+
     async fn nothing(s: &UdpSocket) {
         let mut buf = [0u8; 2048];
         let r = timeout(Duration::from_millis(150), s.recv_from(&mut buf)).await;
@@ -1043,19 +1059,7 @@ mod tests {
         s.set_remote(Side::A, a.local_addr().unwrap(), None);
         s.set_remote(Side::B, b.local_addr().unwrap(), None);
         let total = 4 * super::BUFFERS as u16;
-        let drain = tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let mut seen = Vec::new();
-            while seen.len() < usize::from(total) {
-                let (n, _) = timeout(Duration::from_secs(3), b.recv_from(&mut buf))
-                    .await
-                    .expect("relay stalled")
-                    .unwrap();
-                seen.push(u16::from_be_bytes([buf[2], buf[3]]));
-                assert_eq!(&buf[12..n], b"burst");
-            }
-            seen
-        });
+        let drain = tokio::spawn(async move { sequences(&b, total, b"burst").await });
         for seq in 0..total {
             a.send_to(&rtp(seq, b"burst"), at(pa)).await.unwrap();
             if seq % 64 == 63 {
@@ -1095,17 +1099,7 @@ mod tests {
             s.set_remote(Side::B, b.local_addr().unwrap(), None);
             calls.push((s, a));
             drains.push(tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let mut seen = Vec::new();
-                while seen.len() < usize::from(per) {
-                    let (n, _) = timeout(Duration::from_secs(3), b.recv_from(&mut buf))
-                        .await
-                        .expect("relay stalled")
-                        .unwrap();
-                    assert_eq!(&buf[12..n], format!("call{k}").as_bytes());
-                    seen.push(u16::from_be_bytes([buf[2], buf[3]]));
-                }
-                seen
+                sequences(&b, per, format!("call{k}").as_bytes()).await
             }));
         }
         // All sockets at once, unpaced.

@@ -341,9 +341,13 @@ fn find_cr_or_lf(b: &[u8]) -> Option<usize> {
             off += 16;
         }
     }
-    chunks
-        .remainder()
-        .iter()
+    eol_in_tail(chunks.remainder(), off)
+}
+
+/// The first CR or LF in the last, shorter-than-a-block octets at `off`.
+#[inline]
+fn eol_in_tail(rest: &[u8], off: usize) -> Option<usize> {
+    rest.iter()
         .position(|&c| c == b'\r' || c == b'\n')
         .map(|p| off + p)
 }
@@ -383,11 +387,7 @@ fn find_cr_or_lf_swar(b: &[u8]) -> Option<usize> {
         }
         off += 16;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == b'\r' || c == b'\n')
-        .map(|p| off + p)
+    eol_in_tail(chunks.remainder(), off)
 }
 
 #[inline(always)]
